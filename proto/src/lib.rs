@@ -1,0 +1,31 @@
+//! ferrinet's wire protocols.
+//!
+//! - [`route`]: the route exchange messages (metalbond protocol v1, package `metalbond`);
+//! - [`frame`]: the sans-IO frame codec of the route protocol;
+//! - [`dpservice`]: the dpservice gRPC API (package `dpdkironcore.v1`), client and server.
+
+pub mod frame;
+
+/// Route exchange messages (metalbond protocol v1).
+pub mod route {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/metalbond.rs"));
+}
+
+/// The dpservice gRPC API (package `dpdkironcore.v1`): messages, client and server.
+pub mod dpservice {
+    /// Version 1 of the API.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/dpdkironcore.v1.rs"));
+    }
+}
+
+/// ferrinet-dataplane's own status service (package `ferrinet.dataplane.v1`).
+pub mod dataplane_status {
+    /// Version 1 of the status service.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/ferrinet.dataplane.v1.rs"));
+    }
+}
