@@ -6,3 +6,4 @@
 pub mod conn;
 pub mod route;
 pub mod session;
+pub mod table;
