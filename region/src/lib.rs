@@ -3,6 +3,7 @@
 //! Protocol logic is free of I/O: [`route`] (validated routes), [`session`] (the session state
 //! machine). The daemon and the client are thin layers of tasks around them.
 
+pub mod client;
 pub mod conn;
 pub mod route;
 pub mod session;
