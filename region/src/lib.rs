@@ -4,7 +4,11 @@
 //! machine). The daemon and the client are thin layers of tasks around them.
 
 pub mod client;
+pub mod certs;
+pub mod config;
 pub mod conn;
 pub mod route;
+pub mod server;
 pub mod session;
 pub mod table;
+pub mod tls;

@@ -1,0 +1,3 @@
+//! The route server (being written).
+
+pub mod authz;
