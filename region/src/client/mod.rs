@@ -591,3 +591,226 @@ impl Actor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::conn::FrameReader;
+    use crate::session::{Event, Inbound, Output, Role, Session};
+    use tokio::io::AsyncWriteExt as _;
+    use tokio::net::TcpListener;
+
+    /// One accepted connection of [`fake_server`]: what the client sent once established, and a
+    /// way to send it messages. Dropping `send` closes the connection.
+    struct FakeConn {
+        inbound: mpsc::UnboundedReceiver<Inbound>,
+        send: mpsc::UnboundedSender<Message>,
+    }
+
+    /// A minimal server on loopback: runs the server side of the session state machine.
+    async fn fake_server() -> (String, mpsc::UnboundedReceiver<FakeConn>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                let (in_tx, in_rx) = mpsc::unbounded_channel();
+                let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+                if tx
+                    .send(FakeConn {
+                        inbound: in_rx,
+                        send: out_tx,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::spawn(async move {
+                    let (rd, mut wr) = tokio::io::split(sock);
+                    let mut rd = FrameReader::new(rd);
+                    let mut s = Session::new(Role::Server, Duration::from_secs(1));
+                    let mut msgs = Vec::new();
+                    loop {
+                        let mut outs = Vec::new();
+                        tokio::select! {
+                            r = rd.read_batch(&mut msgs) => {
+                                if !matches!(r, Ok(n) if n > 0) { return; }
+                                for m in msgs.drain(..) { outs.extend(s.handle(Event::Received(m))); }
+                            }
+                            m = out_rx.recv() => match m {
+                                Some(m) => outs.push(Output::Send(m)),
+                                None => return,
+                            },
+                        }
+                        for o in outs {
+                            match o {
+                                Output::Send(m) => {
+                                    let b = frame::encode_to_vec(&m).unwrap();
+                                    if wr.write_all(&b).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Output::Deliver(i) => {
+                                    let _ = in_tx.send(i);
+                                }
+                                Output::Close(_) => return,
+                                Output::Established => {}
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("timed out")
+            .expect("closed")
+    }
+
+    async fn next_event(rx: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("timed out")
+            .expect("closed")
+    }
+
+    /// Reads what a fresh session got: the subscription and the announcement, in any order.
+    async fn expect_state(c: &mut FakeConn, vni: u32, own: Route) {
+        let mut got = vec![next(&mut c.inbound).await, next(&mut c.inbound).await];
+        got.sort_by_key(|i| matches!(i, Inbound::Update(_)));
+        assert_eq!(got[0], Inbound::Subscribe(vni));
+        assert_eq!(got[1], Inbound::Update(own.to_update(Action::Add)));
+    }
+
+    fn r(s: &str) -> Route {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn merges_servers_and_resends_state_after_reconnect() {
+        let (a_addr, mut a) = fake_server().await;
+        let (b_addr, mut b) = fake_server().await;
+        let mut cfg = ClientConfig::new(vec![
+            ServerConfig::plaintext(a_addr.clone()),
+            ServerConfig::plaintext(b_addr.clone()),
+        ]);
+        cfg.keepalive = Duration::from_secs(1);
+        cfg.backoff_min = Duration::from_millis(20);
+        cfg.backoff_max = Duration::from_millis(100);
+        let (h, mut ev) = start(cfg).unwrap();
+        let own = r("7#10.7.0.1/32#2001:db8::1");
+        h.subscribe(7).unwrap();
+        h.announce(own).unwrap();
+        assert!(h.subscribe(1 << 24).is_err());
+
+        let mut a1 = next(&mut a).await;
+        let mut b1 = next(&mut b).await;
+        expect_state(&mut a1, 7, own).await;
+        expect_state(&mut b1, 7, own).await;
+
+        let x = r("7#10.7.0.2/32#2001:db8::2");
+        let y = r("7#10.7.0.3/32#2001:db8::3");
+        let hidden = r("7#10.7.0.1/32#2001:db8::9");
+        let other_vni = r("8#10.8.0.1/32#2001:db8::9");
+        for m in [x, y, hidden, other_vni] {
+            a1.send
+                .send(Message::Update(m.to_update(Action::Add)))
+                .unwrap();
+        }
+        b1.send
+            .send(Message::Update(x.to_update(Action::Add)))
+            .unwrap();
+        let mut routes = Vec::new();
+        while routes.len() < 2 {
+            if let ClientEvent::Route(e) = next_event(&mut ev).await {
+                routes.push(e);
+            }
+        }
+        routes.sort_by_key(|e| e.route);
+        assert_eq!(
+            routes,
+            vec![
+                RouteEvent {
+                    action: Action::Add,
+                    route: x
+                },
+                RouteEvent {
+                    action: Action::Add,
+                    route: y
+                }
+            ]
+        );
+
+        // Server A goes away: only y, which B does not have, disappears.
+        drop(a1);
+        let mut after = Vec::new();
+        loop {
+            match next_event(&mut ev).await {
+                ClientEvent::ServerDown { server: 0, .. } => break,
+                ClientEvent::Route(e) => after.push(e),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            after,
+            vec![RouteEvent {
+                action: Action::Remove,
+                route: y
+            }]
+        );
+        let mut view = h.routes().await.unwrap();
+        view.sort();
+        assert_eq!(view, vec![x]);
+
+        // The client comes back to A and sends it everything again.
+        let mut a2 = next(&mut a).await;
+        expect_state(&mut a2, 7, own).await;
+        loop {
+            if let ClientEvent::ServerUp { server: 0, .. } = next_event(&mut ev).await {
+                break;
+            }
+        }
+        let s = h.status();
+        assert_eq!(s.servers[0].sessions, 2);
+        assert_eq!(s.subscriptions, vec![7]);
+
+        // Withdraw and unsubscribe reach the established sessions.
+        h.withdraw(own).unwrap();
+        assert_eq!(
+            next(&mut b1.inbound).await,
+            Inbound::Update(own.to_update(Action::Remove))
+        );
+        h.unsubscribe(7).unwrap();
+        assert_eq!(next(&mut b1.inbound).await, Inbound::Unsubscribe(7));
+        assert_eq!(
+            next_event(&mut ev).await,
+            ClientEvent::Route(RouteEvent {
+                action: Action::Remove,
+                route: x
+            })
+        );
+        h.shutdown().await;
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            while ev.recv().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the event stream ends after shutdown");
+    }
+
+    #[test]
+    fn refuses_bad_config() {
+        assert!(matches!(
+            start(ClientConfig::new(vec![])),
+            Err(ClientError::Invalid {
+                field: "servers",
+                ..
+            })
+        ));
+    }
+}
