@@ -682,7 +682,7 @@ mod tests {
 
     /// Reads what a fresh session got: the subscription and the announcement, in any order.
     async fn expect_state(c: &mut FakeConn, vni: u32, own: Route) {
-        let mut got = vec![next(&mut c.inbound).await, next(&mut c.inbound).await];
+        let mut got = [next(&mut c.inbound).await, next(&mut c.inbound).await];
         got.sort_by_key(|i| matches!(i, Inbound::Update(_)));
         assert_eq!(got[0], Inbound::Subscribe(vni));
         assert_eq!(got[1], Inbound::Update(own.to_update(Action::Add)));
