@@ -1,0 +1,126 @@
+//! Configuration of a dataplane instance.
+
+use std::collections::HashSet;
+use std::net::Ipv6Addr;
+
+/// Default host underlay address (`--ipv6`): its /64 holds every generated underlay address.
+pub const DEFAULT_UNDERLAY: Ipv6Addr = Ipv6Addr::new(0xfc00, 1, 0, 0, 0, 0, 0, 1);
+/// Default number of VF ports, as on a typical dpservice host.
+pub const DEFAULT_VF_COUNT: usize = 126;
+
+/// A VF port an interface can be attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfPort {
+    /// The dataplane's port name, the `device_name` of CreateInterface (e.g. `net_tap2`).
+    pub name: String,
+    /// The Linux netdev name answered as `vf.name` (e.g. `dtap2`).
+    pub netdev: String,
+}
+
+impl VfPort {
+    /// Parses `name` or `name=netdev`; a TAP port `net_tapN` gets the netdev `dtapN` like the
+    /// real TAP setup, any other name is its own netdev.
+    pub fn parse(spec: &str) -> Self {
+        match spec.split_once('=') {
+            Some((name, netdev)) => Self {
+                name: name.to_string(),
+                netdev: netdev.to_string(),
+            },
+            None => Self {
+                name: spec.to_string(),
+                netdev: spec
+                    .strip_prefix("net_tap")
+                    .map_or_else(|| spec.to_string(), |n| format!("dtap{n}")),
+            },
+        }
+    }
+}
+
+/// Everything a dataplane instance needs to know at start.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Host underlay address; its /64 is the prefix of every generated underlay address.
+    pub underlay_ipv6: Ipv6Addr,
+    /// The PF ports; giving one as `device_name` is ALREADY_EXISTS, as on the real service.
+    pub pf_ports: Vec<String>,
+    /// The VF ports interfaces can use.
+    pub vf_ports: Vec<VfPort>,
+}
+
+/// The configuration is inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A port name appears twice (as PF or VF).
+    #[error("duplicate port name {0:?}")]
+    DuplicatePort(String),
+    /// A port name is empty or too long for a device name.
+    #[error("invalid port name {0:?}: must be 1 to 255 bytes")]
+    BadPortName(String),
+}
+
+impl DataplaneConfig {
+    /// A TAP-style setup like dpservice's test environment: PFs `net_tap0` and `net_tap1`,
+    /// VFs `net_tap2` .. `net_tap{vf_count+1}` with netdevs `dtapN`.
+    pub fn tap(underlay_ipv6: Ipv6Addr, vf_count: usize) -> Self {
+        Self {
+            underlay_ipv6,
+            pf_ports: vec!["net_tap0".to_string(), "net_tap1".to_string()],
+            vf_ports: (0..vf_count)
+                .map(|i| VfPort::parse(&format!("net_tap{}", i + 2)))
+                .collect(),
+        }
+    }
+
+    /// Checks that port names are unique and usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        let names = self
+            .pf_ports
+            .iter()
+            .map(String::as_str)
+            .chain(self.vf_ports.iter().map(|v| v.name.as_str()));
+        for name in names {
+            if name.is_empty() || name.len() > crate::validate::MAX_TEXT_LEN {
+                return Err(ConfigError::BadPortName(name.to_string()));
+            }
+            if !seen.insert(name) {
+                return Err(ConfigError::DuplicatePort(name.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self::tap(DEFAULT_UNDERLAY, DEFAULT_VF_COUNT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_defaults() {
+        let c = DataplaneConfig::default();
+        assert_eq!(c.vf_ports.len(), 126);
+        assert_eq!(c.vf_ports[0], VfPort::parse("net_tap2"));
+        assert_eq!(c.vf_ports[0].netdev, "dtap2");
+        assert_eq!(c.vf_ports[125].name, "net_tap127");
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn explicit_names() {
+        let r = VfPort::parse("0000:3b:00.0_representor_vf2=enp59s0f0v2");
+        assert_eq!(r.name, "0000:3b:00.0_representor_vf2");
+        assert_eq!(r.netdev, "enp59s0f0v2");
+        let mut c = DataplaneConfig::tap(DEFAULT_UNDERLAY, 1);
+        c.vf_ports.push(VfPort::parse("net_tap0"));
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::DuplicatePort("net_tap0".to_string()))
+        );
+    }
+}
