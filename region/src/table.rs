@@ -7,8 +7,10 @@
 //! [`RouteTable::subscribe`] plus the later changes addressed to it reproduce exactly that view,
 //! with no duplicate ADD and no REMOVE of a route it does not have.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
 
+use hashbrown::hash_table::Entry as IndexEntry;
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
 
 use crate::route::{Action, Route};
@@ -36,14 +38,57 @@ pub struct Change {
     pub to: Recipients,
 }
 
+/// Index of a route in the slab.
+type Slot = u32;
+/// Dense internal number of a session: 4 bytes per stored owner instead of 8.
+type Dense = u32;
+
+/// `Entry::owner` value: the route has several owners, listed in `RouteTable::many`.
+const MANY: Dense = u32::MAX;
+/// `Entry::owner` value: the slot is free (its route is stale and not indexed).
+const VACANT: Dense = u32::MAX - 1;
+
+/// One stored route. Kept to the route plus 4 bytes because this is the bulk of the memory:
+/// one owner is the overwhelmingly common case, more go to a side table.
+#[derive(Clone, Copy)]
+struct Entry {
+    route: Route,
+    owner: Dense,
+}
+
+#[derive(Default)]
+struct SessionState {
+    id: SessionId,
+    /// Slots this session owns, so session end and UNSUBSCRIBE need not scan the table.
+    owned: HashSet<Slot>,
+    /// Subscribed VNIs, sorted.
+    subs: Vec<u32>,
+}
+
+#[derive(Default)]
+struct VniState {
+    /// Slots of this VNI's routes, for snapshots.
+    routes: HashSet<Slot>,
+    subscribers: HashSet<SessionId>,
+}
+
 /// Routes, their owners and the VNI subscriptions of every session.
+///
+/// Layout, for memory (about 80 bytes per route with one owner): routes live once in a slab;
+/// the lookup index, the per-VNI sets and the per-session sets hold 4-byte slot numbers only.
 #[derive(Default)]
 pub struct RouteTable {
-    owners: HashMap<Route, SmallVec<[SessionId; 1]>>,
-    by_vni: HashMap<u32, HashSet<Route>>,
-    owned: HashMap<SessionId, HashSet<Route>>,
-    subs: HashMap<u32, HashSet<SessionId>>,
-    session_subs: HashMap<SessionId, BTreeSet<u32>>,
+    slab: Vec<Entry>,
+    free_slots: Vec<Slot>,
+    /// Slots keyed by the hash of their slab route, so the route is not stored twice.
+    index: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    /// Owners of routes with more than one owner (`Entry::owner == MANY`).
+    many: HashMap<Slot, SmallVec<[Dense; 4]>>,
+    ids: HashMap<SessionId, Dense>,
+    sessions: Vec<SessionState>,
+    free_sessions: Vec<Dense>,
+    vnis: HashMap<u32, VniState>,
 }
 
 impl RouteTable {
@@ -54,67 +99,134 @@ impl RouteTable {
 
     /// Session `from` announces `route`. Returns the change to forward, if any.
     pub fn announce(&mut self, from: SessionId, route: Route) -> Option<Change> {
-        let owners = self.owners.entry(route).or_default();
-        if owners.contains(&from) {
-            return None;
-        }
-        owners.push(from);
-        let (n, first) = (owners.len(), owners[0]);
-        self.owned.entry(from).or_default().insert(route);
-        match n {
-            1 => {
-                self.by_vni.entry(route.vni).or_default().insert(route);
+        let d = self.dense(from);
+        let hash = self.hasher.hash_one(route);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        let found = self.index.entry(
+            hash,
+            |&s| slab[s as usize].route == route,
+            |&s| hasher.hash_one(slab[s as usize].route),
+        );
+        match found {
+            IndexEntry::Vacant(v) => {
+                let slot = match self.free_slots.pop() {
+                    Some(slot) => {
+                        self.slab[slot as usize] = Entry { route, owner: d };
+                        slot
+                    }
+                    None => {
+                        // More than 4 billion routes would not fit in memory long before.
+                        let slot = Slot::try_from(self.slab.len()).unwrap_or(Slot::MAX);
+                        self.slab.push(Entry { route, owner: d });
+                        slot
+                    }
+                };
+                v.insert(slot);
+                self.sessions[d as usize].owned.insert(slot);
+                self.vnis.entry(route.vni).or_default().routes.insert(slot);
                 Some(Change {
                     action: Action::Add,
                     route,
                     to: Recipients::AllExcept(from),
                 })
             }
-            // The earlier sole owner did not see its own route; now another owner provides it.
-            2 if self.is_subscribed(first, route.vni) => Some(Change {
-                action: Action::Add,
-                route,
-                to: Recipients::Only(first),
-            }),
-            _ => None,
+            IndexEntry::Occupied(o) => {
+                let slot = *o.get();
+                let entry = &mut self.slab[slot as usize];
+                let only = match entry.owner {
+                    owner if owner == d => return None,
+                    MANY => {
+                        let owners = self.many.entry(slot).or_default();
+                        if owners.contains(&d) {
+                            return None;
+                        }
+                        owners.push(d);
+                        None
+                    }
+                    // The sole owner did not see its own route; now another owner provides it.
+                    x => {
+                        entry.owner = MANY;
+                        self.many.insert(slot, SmallVec::from_slice(&[x, d]));
+                        Some(self.sessions[x as usize].id)
+                    }
+                };
+                self.sessions[d as usize].owned.insert(slot);
+                let x = only.filter(|&x| self.is_subscribed(x, route.vni))?;
+                Some(Change {
+                    action: Action::Add,
+                    route,
+                    to: Recipients::Only(x),
+                })
+            }
         }
     }
 
     /// Session `from` withdraws `route` (no-op -> None if it did not own it).
     pub fn withdraw(&mut self, from: SessionId, route: &Route) -> Option<Change> {
-        let owners = self.owners.get_mut(route)?;
-        let pos = owners.iter().position(|&o| o == from)?;
-        owners.remove(pos);
-        let (n, first) = (owners.len(), owners.first().copied());
-        if let Some(set) = self.owned.get_mut(&from) {
-            set.remove(route);
-            if set.is_empty() {
-                self.owned.remove(&from);
-            }
-        }
-        match (n, first) {
-            (0, _) => {
-                self.owners.remove(route);
-                if let Some(set) = self.by_vni.get_mut(&route.vni) {
-                    set.remove(route);
-                    if set.is_empty() {
-                        self.by_vni.remove(&route.vni);
+        let d = *self.ids.get(&from)?;
+        let hash = self.hasher.hash_one(route);
+        let slab = &self.slab;
+        let slot = *self
+            .index
+            .find(hash, |&s| slab[s as usize].route == *route)?;
+        let change = self.withdraw_slot(from, d, slot, hash);
+        self.release_if_idle(d);
+        change
+    }
+
+    /// Withdraws the route in `slot` for session `d` (`from`); `hash` is the route's hash.
+    fn withdraw_slot(
+        &mut self,
+        from: SessionId,
+        d: Dense,
+        slot: Slot,
+        hash: u64,
+    ) -> Option<Change> {
+        let entry = &mut self.slab[slot as usize];
+        let route = entry.route;
+        let only = match entry.owner {
+            owner if owner == d => {
+                entry.owner = VACANT;
+                if let Ok(e) = self.index.find_entry(hash, |&s| s == slot) {
+                    e.remove();
+                }
+                self.free_slots.push(slot);
+                if let Some(v) = self.vnis.get_mut(&route.vni) {
+                    v.routes.remove(&slot);
+                    if v.routes.is_empty() && v.subscribers.is_empty() {
+                        self.vnis.remove(&route.vni);
                     }
                 }
-                Some(Change {
+                self.sessions[d as usize].owned.remove(&slot);
+                return Some(Change {
                     action: Action::Remove,
-                    route: *route,
+                    route,
                     to: Recipients::AllExcept(from),
-                })
+                });
             }
-            // The remaining owner saw the route only because `from` also provided it.
-            (1, Some(x)) if self.is_subscribed(x, route.vni) => Some(Change {
-                action: Action::Remove,
-                route: *route,
-                to: Recipients::Only(x),
-            }),
-            _ => None,
-        }
+            MANY => {
+                let owners = self.many.get_mut(&slot)?;
+                let pos = owners.iter().position(|&o| o == d)?;
+                owners.swap_remove(pos);
+                match owners.as_slice() {
+                    // The remaining owner saw the route only because `from` also provided it.
+                    &[x] => {
+                        entry.owner = x;
+                        self.many.remove(&slot);
+                        Some(self.sessions[x as usize].id)
+                    }
+                    _ => None,
+                }
+            }
+            _ => return None,
+        };
+        self.sessions[d as usize].owned.remove(&slot);
+        let x = only.filter(|&x| self.is_subscribed(x, route.vni))?;
+        Some(Change {
+            action: Action::Remove,
+            route,
+            to: Recipients::Only(x),
+        })
     }
 
     /// Register `session` as subscriber of `vni` and return the snapshot it must be sent (every
@@ -124,98 +236,168 @@ impl RouteTable {
     /// Registering and taking the snapshot happen in this one call, so with the table owned by
     /// one task nothing is lost or duplicated between the snapshot and the live stream.
     pub fn subscribe(&mut self, session: SessionId, vni: u32) -> Option<Vec<Route>> {
-        if !self.subs.entry(vni).or_default().insert(session) {
+        let d = self.dense(session);
+        let state = self.vnis.entry(vni).or_default();
+        if !state.subscribers.insert(session) {
             return None;
         }
-        self.session_subs.entry(session).or_default().insert(vni);
-        let snapshot = self
-            .by_vni
-            .get(&vni)
-            .map(|set| {
-                set.iter()
-                    .filter(|r| self.owners[*r].iter().any(|&o| o != session))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let subs = &mut self.sessions[d as usize].subs;
+        if let Err(pos) = subs.binary_search(&vni) {
+            subs.insert(pos, vni);
+        }
+        // A route with several owners always has one other than `session`.
+        let snapshot = state
+            .routes
+            .iter()
+            .map(|&s| &self.slab[s as usize])
+            .filter(|e| e.owner != d)
+            .map(|e| e.route)
+            .collect();
         Some(snapshot)
     }
 
     /// Drop the subscription and withdraw every route `session` announced in `vni` (as the
     /// reference server does). Returns the changes to forward.
     pub fn unsubscribe(&mut self, session: SessionId, vni: u32) -> Vec<Change> {
-        self.drop_subscription(session, vni);
-        let mine: Vec<Route> = self
-            .owned
-            .get(&session)
-            .map(|set| set.iter().filter(|r| r.vni == vni).copied().collect())
-            .unwrap_or_default();
-        mine.iter()
-            .filter_map(|r| self.withdraw(session, r))
-            .collect()
+        let Some(&d) = self.ids.get(&session) else {
+            return Vec::new();
+        };
+        let subs = &mut self.sessions[d as usize].subs;
+        if let Ok(pos) = subs.binary_search(&vni) {
+            subs.remove(pos);
+        }
+        let Some(state) = self.vnis.get_mut(&vni) else {
+            self.release_if_idle(d);
+            return Vec::new();
+        };
+        state.subscribers.remove(&session);
+        // Walk whichever set is smaller: the session's routes or the VNI's.
+        let owned = &self.sessions[d as usize].owned;
+        let mine: Vec<Slot> = if owned.len() <= state.routes.len() {
+            owned
+                .iter()
+                .copied()
+                .filter(|&s| self.slab[s as usize].route.vni == vni)
+                .collect()
+        } else {
+            state
+                .routes
+                .iter()
+                .copied()
+                .filter(|s| owned.contains(s))
+                .collect()
+        };
+        if state.routes.is_empty() && state.subscribers.is_empty() {
+            self.vnis.remove(&vni);
+        }
+        let changes = self.withdraw_slots(session, d, &mine);
+        self.release_if_idle(d);
+        changes
     }
 
     /// Session ended: withdraw everything it owned, drop its subscriptions.
     pub fn remove_session(&mut self, session: SessionId) -> Vec<Change> {
-        for vni in self.subscriptions(session) {
-            self.drop_subscription(session, vni);
+        let Some(&d) = self.ids.get(&session) else {
+            return Vec::new();
+        };
+        let state = &mut self.sessions[d as usize];
+        for vni in std::mem::take(&mut state.subs) {
+            if let Some(v) = self.vnis.get_mut(&vni) {
+                v.subscribers.remove(&session);
+                if v.routes.is_empty() && v.subscribers.is_empty() {
+                    self.vnis.remove(&vni);
+                }
+            }
         }
-        let mine: Vec<Route> = self
-            .owned
-            .get(&session)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default();
-        mine.iter()
-            .filter_map(|r| self.withdraw(session, r))
+        let mine: Vec<Slot> = state.owned.iter().copied().collect();
+        let changes = self.withdraw_slots(session, d, &mine);
+        self.release_if_idle(d);
+        changes
+    }
+
+    fn withdraw_slots(&mut self, from: SessionId, d: Dense, slots: &[Slot]) -> Vec<Change> {
+        slots
+            .iter()
+            .filter_map(|&slot| {
+                let hash = self.hasher.hash_one(self.slab[slot as usize].route);
+                self.withdraw_slot(from, d, slot, hash)
+            })
             .collect()
     }
 
-    fn drop_subscription(&mut self, session: SessionId, vni: u32) {
-        if let Some(set) = self.subs.get_mut(&vni) {
-            set.remove(&session);
-            if set.is_empty() {
-                self.subs.remove(&vni);
-            }
+    /// The dense number of `session`, allocated on first use.
+    fn dense(&mut self, session: SessionId) -> Dense {
+        if let Some(&d) = self.ids.get(&session) {
+            return d;
         }
-        if let Some(set) = self.session_subs.get_mut(&session) {
-            set.remove(&vni);
-            if set.is_empty() {
-                self.session_subs.remove(&session);
+        let d = match self.free_sessions.pop() {
+            Some(d) => d,
+            None => {
+                self.sessions.push(SessionState::default());
+                // Sessions are bounded by open connections, far below u32::MAX - 1.
+                Dense::try_from(self.sessions.len() - 1).unwrap_or(VACANT)
             }
+        };
+        self.sessions[d as usize].id = session;
+        self.ids.insert(session, d);
+        d
+    }
+
+    /// Frees the dense number of a session that owns nothing and subscribes nothing, so that
+    /// short-lived sessions do not accumulate.
+    fn release_if_idle(&mut self, d: Dense) {
+        let state = &mut self.sessions[d as usize];
+        if state.owned.is_empty() && state.subs.is_empty() {
+            self.ids.remove(&state.id);
+            // Drop the sets' memory too: a big session that ended leaves nothing behind.
+            *state = SessionState::default();
+            self.free_sessions.push(d);
         }
     }
 
     /// Subscribers of a VNI (for fan-out of [`Recipients::AllExcept`] changes).
     pub fn subscribers(&self, vni: u32) -> impl Iterator<Item = SessionId> + '_ {
-        self.subs.get(&vni).into_iter().flatten().copied()
+        self.vnis
+            .get(&vni)
+            .into_iter()
+            .flat_map(|v| v.subscribers.iter().copied())
     }
 
     /// Whether `session` subscribes to `vni`.
     pub fn is_subscribed(&self, session: SessionId, vni: u32) -> bool {
-        self.subs.get(&vni).is_some_and(|s| s.contains(&session))
+        self.vnis
+            .get(&vni)
+            .is_some_and(|v| v.subscribers.contains(&session))
     }
 
     /// The VNIs `session` subscribes to, sorted.
     pub fn subscriptions(&self, session: SessionId) -> Vec<u32> {
-        self.session_subs
+        self.ids
             .get(&session)
-            .map(|s| s.iter().copied().collect())
+            .map(|&d| self.sessions[d as usize].subs.clone())
             .unwrap_or_default()
     }
 
     /// Number of distinct routes.
     pub fn route_count(&self) -> usize {
-        self.owners.len()
+        self.index.len()
     }
 
     /// Number of routes `session` owns.
     pub fn owned_count(&self, session: SessionId) -> usize {
-        self.owned.get(&session).map_or(0, HashSet::len)
+        self.ids
+            .get(&session)
+            .map_or(0, |&d| self.sessions[d as usize].owned.len())
     }
 
     /// The VNIs that have routes, sorted.
     pub fn vnis(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.by_vni.keys().copied().collect();
+        let mut v: Vec<u32> = self
+            .vnis
+            .iter()
+            .filter(|(_, s)| !s.routes.is_empty())
+            .map(|(&vni, _)| vni)
+            .collect();
         v.sort_unstable();
         v
     }
@@ -223,18 +405,60 @@ impl RouteTable {
     /// Routes of a VNI with their owners (both sorted), for `/routes.json`.
     pub fn routes_of(&self, vni: u32) -> Vec<(Route, Vec<SessionId>)> {
         let mut v: Vec<(Route, Vec<SessionId>)> = self
-            .by_vni
+            .vnis
             .get(&vni)
             .into_iter()
-            .flatten()
-            .map(|r| {
-                let mut o = self.owners[r].to_vec();
-                o.sort_unstable();
-                (*r, o)
+            .flat_map(|v| v.routes.iter())
+            .map(|&slot| {
+                let e = &self.slab[slot as usize];
+                let dense: &[Dense] = match e.owner {
+                    MANY => self.many.get(&slot).map_or(&[], |o| o.as_slice()),
+                    _ => std::slice::from_ref(&e.owner),
+                };
+                let mut owners: Vec<SessionId> = dense
+                    .iter()
+                    .map(|&d| self.sessions[d as usize].id)
+                    .collect();
+                owners.sort_unstable();
+                (e.route, owners)
             })
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// Approximate heap bytes held by the table, computed from capacities (for metrics and
+    /// the memory test; the allocator's own overhead is not counted).
+    pub fn heap_bytes(&self) -> usize {
+        fn table<T>(capacity: usize) -> usize {
+            if capacity == 0 {
+                return 0;
+            }
+            // hashbrown keeps at most 7/8 of its buckets full; one control byte per bucket.
+            let buckets = (capacity * 8 / 7).next_power_of_two();
+            buckets * (std::mem::size_of::<T>() + 1)
+        }
+        let sessions: usize = self
+            .sessions
+            .iter()
+            .map(|s| table::<Slot>(s.owned.capacity()) + s.subs.capacity() * 4)
+            .sum();
+        let vnis: usize = self
+            .vnis
+            .values()
+            .map(|v| {
+                table::<Slot>(v.routes.capacity()) + table::<SessionId>(v.subscribers.capacity())
+            })
+            .sum();
+        self.slab.capacity() * std::mem::size_of::<Entry>()
+            + self.free_slots.capacity() * std::mem::size_of::<Slot>()
+            + table::<Slot>(self.index.capacity())
+            + table::<(Slot, SmallVec<[Dense; 4]>)>(self.many.capacity())
+            + table::<(SessionId, Dense)>(self.ids.capacity())
+            + self.sessions.capacity() * std::mem::size_of::<SessionState>()
+            + sessions
+            + table::<(u32, VniState)>(self.vnis.capacity())
+            + vnis
     }
 }
 
@@ -245,7 +469,7 @@ mod tests {
     use super::*;
     use crate::route::{NextHop, NextHopType};
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::net::Ipv6Addr;
 
     fn route(vni: u32, n: u8) -> Route {
