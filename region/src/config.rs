@@ -329,8 +329,11 @@ impl Config {
                 format!("{} is outside 1..=3600", s.keepalive_secs),
             ));
         }
-        if s.max_sessions == 0 {
-            return Err(invalid("server.max_sessions", "must be at least 1"));
+        if !(1..=1_000_000).contains(&s.max_sessions) {
+            return Err(invalid(
+                "server.max_sessions",
+                format!("{} is outside 1..=1000000", s.max_sessions),
+            ));
         }
         if !(16..=1_000_000).contains(&s.queue_len) {
             return Err(invalid(

@@ -65,6 +65,7 @@ pub struct FrameReader<R> {
     /// A decode error found after some good frames of the same read; reported on the next call
     /// so the good frames before it are still handled in order.
     pending_error: Option<FrameError>,
+    bytes_read: u64,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -75,6 +76,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: BytesMut::with_capacity(CHUNK),
             decoder: Decoder::new(),
             pending_error: None,
+            bytes_read: 0,
         }
     }
 
@@ -96,12 +98,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if self.buf.capacity() - self.buf.len() < CHUNK / 4 {
                 self.buf.reserve(CHUNK);
             }
-            if self.io.read_buf(&mut self.buf).await? == 0 {
+            let n = self.io.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 return match self.buf.len() {
                     0 => Ok(0),
                     pending => Err(ConnError::Truncated(pending)),
                 };
             }
+            self.bytes_read += n as u64;
         }
     }
 
@@ -121,6 +125,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
             }
         }
+    }
+
+    /// Bytes read from the stream so far (for counters).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// The underlying stream.
