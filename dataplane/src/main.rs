@@ -78,8 +78,9 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(
-        %addr,
+        addr = %bound,
         underlay = %args.ipv6,
         vf_ports = cfg.vf_ports.len(),
         uuid = %dataplane.uuid(),

@@ -2619,3 +2619,38 @@ async fn malformed_requests_are_rejected_and_leave_state_untouched() {
     assert_eq!(f.dp.counts(), before, "rejected requests changed nothing");
     assert_eq!(list_routes(&mut f.client, 100).await, (0, vec![]));
 }
+
+#[tokio::test]
+async fn status_service_counts_objects_per_kind() {
+    use ferrinet_proto::dataplane_status::v1::{CountsRequest, status_client::StatusClient};
+    let mut f = start().await;
+    let mut status = StatusClient::new(f.channel.clone());
+    // Not gated by Initialize: an idle dataplane can be inspected.
+    let idle = status
+        .counts(CountsRequest {})
+        .await
+        .expect("counts")
+        .into_inner();
+    assert!(idle.counts.iter().all(|c| c.count == 0));
+    f.client
+        .initialize(InitializeRequest {})
+        .await
+        .expect("init");
+    create_iface(&mut f.client, "vm1", 100, "10.0.0.1", "net_tap2").await;
+    assert_eq!(
+        create_route(&mut f.client, 100, "10.9.0.0", 16, "fc00:2::1").await,
+        0
+    );
+    let counts = status
+        .counts(CountsRequest {})
+        .await
+        .expect("counts")
+        .into_inner();
+    let get = |k: &str| counts.counts.iter().find(|c| c.kind == k).map(|c| c.count);
+    assert_eq!(get("interfaces"), Some(1));
+    assert_eq!(get("vnis"), Some(1));
+    assert_eq!(get("routes"), Some(1));
+    assert_eq!(get("local_routes"), Some(1));
+    assert_eq!(get("underlays"), Some(1));
+    f.shutdown().await;
+}
