@@ -65,6 +65,10 @@ fn main() {
         grown as f64 / f64::from(ROUTES)
     );
     println!(
+        "estimate from capacities (RouteTable::heap_bytes): {:.1} bytes/route",
+        table.heap_bytes() as f64 / f64::from(ROUTES)
+    );
+    println!(
         "announce: {:.2} M/s",
         f64::from(ROUTES) / elapsed.as_secs_f64() / 1e6
     );
