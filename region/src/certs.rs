@@ -250,7 +250,8 @@ fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), CertsError> {
 
 /// Writes a PKI into `out`: `ca.pem`, `ca.key`, `server.pem`, `server.key`, and `NAME.pem`,
 /// `NAME.key` per node (the name's [`file_stem`]). An existing CA in `out` is reused to sign the
-/// new certificates (so nodes can be added later) unless `force`, which replaces it. Keys are
+/// new certificates (so nodes can be added later) unless `force`, which replaces it; with an
+/// existing CA the server certificate is only rewritten when `server_names` are given. Keys are
 /// written mode 0600. Returns the files written.
 pub fn write_pki(
     out: &Path,
@@ -294,8 +295,13 @@ pub fn write_pki(
         put(CA_CERT.into(), &pki.ca_cert_pem, false)?;
         put(CA_KEY.into(), &pki.ca_key_pem, true)?;
     }
-    put(SERVER_CERT.into(), &pki.server.cert_pem, false)?;
-    put(SERVER_KEY.into(), &pki.server.key_pem, true)?;
+    // Adding a node to an existing PKI keeps the server's certificate (a running server needs
+    // no restart); new server names or a new CA replace it.
+    let keep_server = existing && server_names.is_empty() && out.join(SERVER_CERT).exists();
+    if !keep_server {
+        put(SERVER_CERT.into(), &pki.server.cert_pem, false)?;
+        put(SERVER_KEY.into(), &pki.server.key_pem, true)?;
+    }
     for n in &pki.nodes {
         let stem = file_stem(&n.name);
         put(format!("{stem}.pem"), &n.cert_pem, false)?;
@@ -329,7 +335,7 @@ mod tests {
         let ca = fs::read_to_string(dir.path().join(CA_CERT)).unwrap();
         // A second run adds a node and keeps the CA.
         let files = write_pki(dir.path(), &[], &["node-b".into()], false).unwrap();
-        assert_eq!(files.len(), 4);
+        assert_eq!(files.len(), 2);
         assert_eq!(fs::read_to_string(dir.path().join(CA_CERT)).unwrap(), ca);
         assert!(dir.path().join("node-b.key").exists());
         // The new node certificate chains to the old CA.

@@ -440,3 +440,60 @@ async fn tls_listener_without_certificates_is_an_error() {
     .await;
     assert!(matches!(r, Err(ServerError::NoTls)));
 }
+
+/// Rough figures, printed, never asserted: `cargo test --release -p ferrinet-region --lib perf -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn perf_ingest_fanout_dump() {
+    let srv = start(ServerConfig::plaintext_trusted(), false, true).await;
+    let addr = srv.compat.unwrap();
+    let mut b = plain(addr).await;
+    b.establish().await;
+    b.subscribe(3).await;
+    b.sync().await;
+    let mut a = plain(addr).await;
+    a.establish().await;
+    const N: u32 = 1_000_000;
+    let mut wire = BytesMut::new();
+    for i in 0..N {
+        let r = Route {
+            vni: 3,
+            destination: ipnet::IpNet::V4(
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0a00_0000 + i), 32).unwrap(),
+            ),
+            next_hop: route("3#10.0.0.0/8#2001:db8::1").next_hop,
+        };
+        frame::encode(&Message::Update(r.to_update(Action::Add)), &mut wire).unwrap();
+    }
+    let t = std::time::Instant::now();
+    let send = tokio::spawn(async move {
+        a.wr.write_all(&wire).await.unwrap();
+        a
+    });
+    let mut got = 0;
+    while got < N {
+        match b.next().await {
+            Some(Message::Update(_)) => got += 1,
+            other => panic!("after {got} updates: {other:?}"),
+        }
+    }
+    let dt = t.elapsed();
+    println!(
+        "ingest+fanout: {N} updates in {dt:?} = {:.0}/s",
+        f64::from(N) / dt.as_secs_f64()
+    );
+    let mut a = send.await.unwrap();
+    a.sync().await;
+    let mut c = plain(addr).await;
+    c.establish().await;
+    let t = std::time::Instant::now();
+    c.subscribe(3).await;
+    for _ in 0..N {
+        match c.next().await {
+            Some(Message::Update(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    println!("dump: {N} routes in {:?}", t.elapsed());
+    srv.stop().await;
+}
