@@ -1,1 +1,378 @@
-//! Helpers for the end-to-end tests in tests/.
+//! Helpers for the end-to-end tests in tests/: locate (and if needed build) the real
+//! `ferrinet-region` binary, make PKIs, start servers on loopback with port 0 and learn their
+//! addresses from the ready file, and talk to them with the client library or raw frames.
+//!
+//! Everything listens on 127.0.0.1 only. Every child process is killed when its guard drops.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use ferrinet_region::client::TlsClient;
+
+pub mod raw;
+pub mod watch;
+
+/// How long a test waits for something that should happen (generous: CI is a loaded 2-core
+/// machine running debug builds). Tests never assert how long anything took.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() {
+                d
+            } else {
+                workspace_root().join(d)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The `ferrinet-region` binary, built once per test process so that it is never stale.
+pub fn region_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = target_dir().join("debug").join("ferrinet-region");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "ferrinet-region", "--bin", "ferrinet-region"])
+            .current_dir(workspace_root())
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("cargo build of ferrinet-region failed: {s}"),
+            Err(e) => panic!("cannot run cargo to build ferrinet-region: {e}"),
+        }
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+}
+
+/// A PKI made by `ferrinet-region certs` in a directory.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    /// Where the PEM files are.
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    /// Runs `ferrinet-region certs --out DIR --node NAME...`.
+    pub fn create(dir: &Path, nodes: &[&str]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(region_bin());
+        cmd.arg("certs").arg("--out").arg(dir);
+        for n in nodes {
+            cmd.args(["--node", n]);
+        }
+        let out = cmd.output().context("running ferrinet-region certs")?;
+        if !out.status.success() {
+            bail!(
+                "ferrinet-region certs failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A node's certificate.
+    pub fn cert(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.pem"))
+    }
+
+    /// A node's key.
+    pub fn key(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.key"))
+    }
+
+    /// A TLS client config trusting this CA, presenting `node`'s certificate (or none).
+    pub fn client_config(&self, node: Option<&str>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let (cert, key) = match node {
+            Some(n) => (Some(self.cert(n)), Some(self.key(n))),
+            None => (None, None),
+        };
+        Ok(ferrinet_region::tls::client_config_from_files(
+            &self.ca(),
+            cert.as_deref(),
+            key.as_deref(),
+        )?)
+    }
+
+    /// Client-library TLS settings for `node` (server name 127.0.0.1, a SAN of the server).
+    pub fn tls_client(&self, node: &str) -> anyhow::Result<TlsClient> {
+        Ok(TlsClient {
+            config: self.client_config(Some(node))?,
+            server_name: ferrinet_region::tls::server_name("127.0.0.1")?,
+        })
+    }
+}
+
+/// How to configure a test server.
+#[derive(Debug, Clone)]
+pub struct ServerOpts {
+    /// `[compat] mode`: "read-only" or "trusted".
+    pub compat_mode: &'static str,
+    /// `[[authorization.node]]` entries: identity and allowed next-hop prefixes.
+    pub nodes: Vec<(&'static str, Vec<&'static str>)>,
+    /// Largest keepalive the server accepts: high, so raw test sockets that send no keepalives
+    /// survive a slow machine.
+    pub keepalive_secs: u64,
+    /// More TOML appended as is.
+    pub extra_toml: String,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        Self {
+            compat_mode: "trusted",
+            nodes: vec![
+                ("node-a", vec!["fd00:a::/64"]),
+                ("node-b", vec!["fd00:b::/64"]),
+            ],
+            keepalive_secs: 3600,
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running `ferrinet-region serve`, killed on drop.
+#[derive(Debug)]
+pub struct RegionServer {
+    child: Child,
+    /// TLS route listener.
+    pub tls: SocketAddr,
+    /// Plaintext route listener.
+    pub compat: SocketAddr,
+    /// HTTP status listener, if the ready file names one.
+    pub http: Option<SocketAddr>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Finds a socket address under any of `keys` in the ready file's JSON (top level or nested).
+fn find_addr(v: &serde_json::Value, keys: &[&str]) -> Option<SocketAddr> {
+    match v {
+        serde_json::Value::Object(m) => {
+            for k in keys {
+                if let Some(a) = m
+                    .get(*k)
+                    .and_then(|x| x.as_str())
+                    .and_then(|s| s.parse().ok())
+                {
+                    return Some(a);
+                }
+            }
+            m.values().find_map(|x| find_addr(x, keys))
+        }
+        _ => None,
+    }
+}
+
+impl RegionServer {
+    /// Starts a server with the PKI's certificates on 127.0.0.1, all ports 0, and waits until
+    /// its ready file names the bound addresses.
+    pub fn start(pki: &Pki, opts: &ServerOpts) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let mut toml = format!(
+            "[server]\nkeepalive_secs = {}\n\n[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
+             [compat]\nmode = {:?}\n\n[authorization]\nunlisted = \"read-only\"\n",
+            opts.keepalive_secs,
+            pki.dir.join("server.pem"),
+            pki.dir.join("server.key"),
+            pki.ca(),
+            opts.compat_mode,
+        );
+        for (id, hops) in &opts.nodes {
+            toml.push_str(&format!(
+                "\n[[authorization.node]]\nidentity = {id:?}\nnext_hops = {hops:?}\n"
+            ));
+        }
+        toml.push_str(&opts.extra_toml);
+        let config = dir.path().join("region.toml");
+        std::fs::write(&config, toml).context("writing the server config")?;
+        let ready = dir.path().join("ready.json");
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).context("creating the server log")?;
+        let child = Command::new(region_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--compat-listen", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("log file")?)
+            .stderr(log_file)
+            .spawn()
+            .context("starting ferrinet-region serve")?;
+        let mut server = Self {
+            child,
+            tls: SocketAddr::from(([127, 0, 0, 1], 0)),
+            compat: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: None,
+            log,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready)
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                server.tls = find_addr(&v, &["tls", "listen"])
+                    .with_context(|| format!("no tls address in ready file: {text}"))?;
+                server.compat = find_addr(&v, &["compat", "compat_listen"])
+                    .with_context(|| format!("no compat address in ready file: {text}"))?;
+                server.http = find_addr(&v, &["http"]);
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait().context("waiting on the server")? {
+                bail!("server exited with {status}: {}", server.log());
+            }
+            if start.elapsed() > WAIT {
+                bail!("server not ready within {WAIT:?}: {}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the server at once (SIGKILL: no goodbye to the clients).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RegionServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A test environment: a temporary directory with a PKI for `node-a`, `node-b` and `node-c`
+/// (the last one without an authorization entry), and a second, foreign PKI.
+#[derive(Debug)]
+pub struct Env {
+    /// The region's PKI.
+    pub pki: Pki,
+    /// A PKI the servers do not trust.
+    pub foreign: Pki,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// Makes both PKIs.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let pki = Pki::create(&dir.path().join("pki"), &["node-a", "node-b", "node-c"])?;
+        let foreign = Pki::create(&dir.path().join("foreign"), &["node-a"])?;
+        Ok(Self {
+            pki,
+            foreign,
+            _dir: dir,
+        })
+    }
+}
+
+/// A child process killed when dropped (a `ferrinet-region client`, for instance).
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Waits for the process to exit, at most [`WAIT`]; kills it and fails after that.
+    pub fn wait_exit(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.0.try_wait()? {
+                return Ok(s);
+            }
+            if start.elapsed() > WAIT {
+                self.kill();
+                bail!("process did not exit within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `ferrinet-region client` with `args`, stdout piped (route lines), stderr piped (status lines).
+pub fn spawn_cli_client(args: &[&str]) -> anyhow::Result<ChildGuard> {
+    let child = Command::new(region_bin())
+        .arg("client")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting ferrinet-region client")?;
+    Ok(ChildGuard(child))
+}
+
+/// Runs `ferrinet-region client` with `args` to completion (it must exit on its own, e.g. with
+/// --count or --exit-on-established plus --timeout). Returns status, stdout, stderr.
+pub fn run_cli_client(args: &[&str]) -> anyhow::Result<(std::process::ExitStatus, String, String)> {
+    use std::io::Read as _;
+    let mut g = spawn_cli_client(args)?;
+    // Read both pipes on threads so that a chatty child never blocks on a full pipe.
+    let mut out = g.0.stdout.take().context("stdout")?;
+    let mut err = g.0.stderr.take().context("stderr")?;
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = g.wait_exit()?;
+    let out = t_out.join().unwrap_or_default();
+    let err = t_err.join().unwrap_or_default();
+    Ok((status, out, err))
+}

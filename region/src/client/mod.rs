@@ -201,6 +201,7 @@ enum Command {
     Announce(Route),
     Withdraw(Route),
     Routes(oneshot::Sender<Vec<Route>>),
+    Providers(Route, oneshot::Sender<Vec<ServerId>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -220,6 +221,7 @@ impl std::fmt::Debug for Command {
             Self::Announce(_) => "announce",
             Self::Withdraw(_) => "withdraw",
             Self::Routes(_) => "routes",
+            Self::Providers(..) => "providers",
             Self::Shutdown(_) => "shutdown",
         })
     }
@@ -278,6 +280,14 @@ impl ClientHandle {
     pub async fn routes(&self) -> Result<Vec<Route>, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Routes(tx))?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// The servers (indexes in the configuration) that currently provide `route`, ascending;
+    /// empty if none does. The same caution as for [`ClientHandle::routes`] applies.
+    pub async fn providers(&self, route: Route) -> Result<Vec<ServerId>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Providers(route, tx))?;
         rx.await.map_err(|_| ClientError::Closed)
     }
 
@@ -518,6 +528,10 @@ impl Actor {
             }
             Command::Routes(tx) => {
                 let _ = tx.send(self.view.routes().collect());
+            }
+            Command::Providers(r, tx) => {
+                let mask = self.view.providers(&r);
+                let _ = tx.send((0..MAX_SERVERS).filter(|i| mask & (1 << i) != 0).collect());
             }
             Command::Shutdown(_) => {}
         }
