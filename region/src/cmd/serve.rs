@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferrinet_region::certs;
-use ferrinet_region::config::{Config, LogFormat, Settings, parse_listen};
+use ferrinet_region::config::{Config, LogFormat, NodeEntry, Settings, parse_listen};
 use ferrinet_region::server::{self, Listeners, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -30,7 +30,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
     /// Development certificates: create a CA, server and node-a/node-b certificates in DIR if
-    /// it has no CA yet, and use them (overrides [tls]).
+    /// it has no CA yet, and use them (overrides [tls]). When the config authorizes no node,
+    /// node-a may announce next hops in fd00:a::/64 and node-b in fd00:b::/64.
     #[arg(long, value_name = "DIR")]
     dev_certs: Option<PathBuf>,
     /// Once listening, write the bound addresses as JSON to this file:
@@ -65,9 +66,23 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         cfg.tls.cert = Some(dir.join(certs::SERVER_CERT));
         cfg.tls.key = Some(dir.join(certs::SERVER_KEY));
         cfg.tls.client_ca = Some(dir.join(certs::CA_CERT));
+        // Without grants the dev nodes could only subscribe; give each its own underlay /64 so
+        // the README's announce example works with the embedded defaults.
+        if cfg.authorization.node.is_empty() {
+            cfg.authorization.node = DEV_GRANTS
+                .iter()
+                .map(|(identity, prefix)| NodeEntry {
+                    identity: (*identity).to_string(),
+                    next_hops: vec![(*prefix).to_string()],
+                })
+                .collect();
+        }
     }
     Ok(cfg.validate()?)
 }
+
+/// Next-hop grants of the development node certificates, used when the config has none.
+const DEV_GRANTS: [(&str, &str); 2] = [("node-a", "fd00:a::/64"), ("node-b", "fd00:b::/64")];
 
 fn dev_certs(dir: &Path) -> anyhow::Result<()> {
     if certs::ca_exists(dir) {
