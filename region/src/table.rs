@@ -452,6 +452,77 @@ impl RouteTable {
         v
     }
 
+    /// Checks the internal bookkeeping against itself: every indexed slot is live and findable,
+    /// free slots are vacant, owner lists are distinct and consistent with the sessions' sets,
+    /// and nothing idle (VNI state, session number) is left behind.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let live: Vec<Slot> = self.index.iter().copied().collect();
+        assert_eq!(live.len() + self.free_slots.len(), self.slab.len());
+        let mut owned_total = 0;
+        for &slot in &live {
+            let e = &self.slab[slot as usize];
+            assert_ne!(e.owner, VACANT);
+            let hash = route_hash(&self.hasher, &e.route);
+            assert_eq!(self.index.find(hash, |&s| s == slot), Some(&slot));
+            assert!(self.vnis[&e.route.vni].routes.contains(&slot));
+            let owners: &[Dense] = match e.owner {
+                MANY => &self.many[&slot],
+                _ => std::slice::from_ref(&e.owner),
+            };
+            let distinct: std::collections::BTreeSet<_> = owners.iter().collect();
+            assert_eq!(distinct.len(), owners.len());
+            assert!(e.owner != MANY || owners.len() >= 2);
+            for &d in owners {
+                assert!(self.sessions[d as usize].owned.contains(&slot));
+            }
+            owned_total += owners.len();
+        }
+        for &slot in &self.free_slots {
+            assert_eq!(self.slab[slot as usize].owner, VACANT);
+        }
+        assert_eq!(
+            self.many.len(),
+            live.iter()
+                .filter(|&&s| self.slab[s as usize].owner == MANY)
+                .count()
+        );
+        let routes_in_vnis: usize = self.vnis.values().map(|v| v.routes.len()).sum();
+        assert_eq!(routes_in_vnis, live.len());
+        for v in self.vnis.values() {
+            assert!(
+                !v.routes.is_empty() || !v.subscribers.is_empty(),
+                "idle vni state"
+            );
+        }
+        assert_eq!(
+            self.ids.len() + self.free_sessions.len(),
+            self.sessions.len()
+        );
+        let mut sessions_owned = 0;
+        for (&id, &d) in &self.ids {
+            let st = &self.sessions[d as usize];
+            assert_eq!(st.id, id);
+            assert!(
+                !st.owned.is_empty() || !st.subs.is_empty(),
+                "idle session kept"
+            );
+            assert!(st.subs.windows(2).all(|w| w[0] < w[1]));
+            for vni in &st.subs {
+                assert!(self.vnis[vni].subscribers.contains(&id));
+            }
+            sessions_owned += st.owned.len();
+        }
+        assert_eq!(sessions_owned, owned_total);
+        let subscriptions: usize = self.vnis.values().map(|v| v.subscribers.len()).sum();
+        let subs_total: usize = self
+            .ids
+            .values()
+            .map(|&d| self.sessions[d as usize].subs.len())
+            .sum();
+        assert_eq!(subscriptions, subs_total);
+    }
+
     /// Approximate heap bytes held by the table, computed from capacities (for metrics and
     /// the memory test; the allocator's own overhead is not counted).
     pub fn heap_bytes(&self) -> usize {
@@ -761,6 +832,7 @@ mod tests {
                     c
                 }
             };
+            t.check_invariants();
             // Subscriptions do not change while a call's changes are produced, so the
             // subscriber sets after the call are the ones at the moment of each change.
             for c in &changes {
