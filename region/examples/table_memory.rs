@@ -79,4 +79,10 @@ fn main() {
         changes.len(),
         start.elapsed().as_secs_f64() * 1e3
     );
+    drop(changes);
+    println!(
+        "after remove_session: table heap {} bytes, RSS {:.1} MiB above the start",
+        table.heap_bytes(),
+        rss_bytes().saturating_sub(before) as f64 / (1 << 20) as f64
+    );
 }
