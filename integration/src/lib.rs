@@ -40,11 +40,23 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// The `ferrinet-region` binary, built once per test process so that it is never stale.
+/// The `ferrinet-region` binary: `FERRINET_REGION_BIN` if set, else
+/// `<target>/debug/ferrinet-region`, built first (once per test process) when it is missing or
+/// older than the sources it is made from.
+///
+/// The staleness check avoids a nested `cargo build` when the binary is fresh: that build
+/// resolves features for `ferrinet-region` alone, differently from `cargo test`, and would
+/// relink on every test run.
 pub fn region_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FERRINET_REGION_BIN") {
+            return PathBuf::from(p);
+        }
         let bin = target_dir().join("debug").join("ferrinet-region");
+        if is_fresh(&bin) {
+            return bin;
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "-p", "ferrinet-region", "--bin", "ferrinet-region"])
@@ -58,6 +70,32 @@ pub fn region_bin() -> &'static Path {
         assert!(bin.exists(), "{} missing after the build", bin.display());
         bin
     })
+}
+
+/// Whether `bin` exists and is newer than every source file of the crates it is built from.
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = workspace_root();
+    let inputs = ["Cargo.toml", "Cargo.lock", "region", "proto"];
+    inputs
+        .iter()
+        .all(|p| newest(&root.join(p)).is_some_and(|t| t <= built))
+}
+
+/// The newest modification time under `p` (a file or a directory, recursively).
+fn newest(p: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(p).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    let mut t = meta.modified().ok()?;
+    for entry in std::fs::read_dir(p).ok()? {
+        let entry = entry.ok()?;
+        t = t.max(newest(&entry.path())?);
+    }
+    Some(t)
 }
 
 /// A PKI made by `ferrinet-region certs` in a directory.
