@@ -201,7 +201,38 @@ pub struct RegionServer {
     /// HTTP status listener, if the ready file names one.
     pub http: Option<SocketAddr>,
     log: PathBuf,
+    config: PathBuf,
+    ready: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// Starts `ferrinet-region serve` with `config`; logs (appended) to `log`.
+fn spawn_server(
+    config: &Path,
+    ready: &Path,
+    log: &Path,
+    tls: SocketAddr,
+    compat: SocketAddr,
+) -> anyhow::Result<Child> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .context("opening the server log")?;
+    Command::new(region_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .args(["--listen", &tls.to_string()])
+        .args(["--compat-listen", &compat.to_string()])
+        .args(["--http", "127.0.0.1:0"])
+        .arg("--ready-file")
+        .arg(ready)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().context("log file")?)
+        .stderr(log_file)
+        .spawn()
+        .context("starting ferrinet-region serve")
 }
 
 /// Finds a socket address under any of `keys` in the ready file's JSON (top level or nested).
@@ -247,46 +278,49 @@ impl RegionServer {
         std::fs::write(&config, toml).context("writing the server config")?;
         let ready = dir.path().join("ready.json");
         let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).context("creating the server log")?;
-        let child = Command::new(region_bin())
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--compat-listen", "127.0.0.1:0"])
-            .args(["--http", "127.0.0.1:0"])
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("log file")?)
-            .stderr(log_file)
-            .spawn()
-            .context("starting ferrinet-region serve")?;
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let child = spawn_server(&config, &ready, &log, any, any)?;
         let mut server = Self {
             child,
-            tls: SocketAddr::from(([127, 0, 0, 1], 0)),
-            compat: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: any,
+            compat: any,
             http: None,
             log,
+            config,
+            ready,
             _dir: dir,
         };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Kills the server and starts it again on the same route ports (a server restart as
+    /// clients see it: same addresses, empty table).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let _ = std::fs::remove_file(&self.ready);
+        self.child = spawn_server(&self.config, &self.ready, &self.log, self.tls, self.compat)?;
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
-            if let Ok(text) = std::fs::read_to_string(&ready)
+            if let Ok(text) = std::fs::read_to_string(&self.ready)
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
             {
-                server.tls = find_addr(&v, &["tls", "listen"])
+                self.tls = find_addr(&v, &["tls", "listen"])
                     .with_context(|| format!("no tls address in ready file: {text}"))?;
-                server.compat = find_addr(&v, &["compat", "compat_listen"])
+                self.compat = find_addr(&v, &["compat", "compat_listen"])
                     .with_context(|| format!("no compat address in ready file: {text}"))?;
-                server.http = find_addr(&v, &["http"]);
-                return Ok(server);
+                self.http = find_addr(&v, &["http"]);
+                return Ok(());
             }
-            if let Some(status) = server.child.try_wait().context("waiting on the server")? {
-                bail!("server exited with {status}: {}", server.log());
+            if let Some(status) = self.child.try_wait().context("waiting on the server")? {
+                bail!("server exited with {status}: {}", self.log());
             }
             if start.elapsed() > WAIT {
-                bail!("server not ready within {WAIT:?}: {}", server.log());
+                bail!("server not ready within {WAIT:?}: {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

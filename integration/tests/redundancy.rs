@@ -55,3 +55,34 @@ async fn one_server_killed_routes_stay() -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_resubscribe_and_reannounce_after_server_restart() -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let mut server = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let one = |node: &str| -> anyhow::Result<Watched> {
+        Watched::start(vec![ServerConfig::tls(
+            server.tls.to_string(),
+            env.pki.tls_client(node)?,
+        )])
+    };
+    let mut a = one("node-a")?;
+    let mut b = one("node-b")?;
+    let ra = r("11#10.11.0.1/32#fd00:a::11");
+    a.handle.announce(ra)?;
+    b.handle.subscribe(11)?;
+    b.until("route before the restart", |w| w.view.contains(&ra))
+        .await?;
+
+    server.restart()?;
+    // The restarted server knows nothing: the route comes back only because a re-announces and
+    // b re-subscribes on their new sessions.
+    b.until("route gone with the old server", |w| !w.view.contains(&ra))
+        .await?;
+    b.until("route back after the restart", |w| w.view.contains(&ra))
+        .await?;
+    a.until("a reconnected", |w| w.up[0]).await?;
+    assert!(a.handle.status().servers[0].sessions >= 2);
+    assert!(b.handle.status().servers[0].sessions >= 2);
+    Ok(())
+}
