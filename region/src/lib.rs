@@ -3,8 +3,8 @@
 //! Protocol logic is free of I/O: [`route`] (validated routes), [`session`] (the session state
 //! machine). The daemon and the client are thin layers of tasks around them.
 
-pub mod client;
 pub mod certs;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod route;
