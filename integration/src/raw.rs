@@ -65,6 +65,13 @@ impl RawConn {
         Ok(Self::from_io(tls))
     }
 
+    /// Over an already connected TCP stream (e.g. one made with `tokio::net::TcpSocket` to set
+    /// buffer sizes before connecting).
+    pub fn from_tcp(s: TcpStream) -> anyhow::Result<Self> {
+        s.set_nodelay(true)?;
+        Ok(Self::from_io(s))
+    }
+
     fn from_io(io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) -> Self {
         Self {
             io: Box::pin(io),
