@@ -518,6 +518,26 @@ fn check_config_accepts_the_shipped_example_and_names_bad_keys() -> anyhow::Resu
         text(&out.stderr)
     );
 
+    // Existing development certificates are loaded by the check too: a damaged one fails it
+    // here rather than at the next start.
+    let pki = dir.path().join("pki");
+    let out = check_config(&example, &["--dev-certs".as_ref(), pki.as_os_str()])?;
+    ensure!(
+        out.status.success(),
+        "existing dev pki: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    std::fs::write(pki.join("server.pem"), "not a certificate\n")?;
+    let out = check_config(&example, &["--dev-certs".as_ref(), pki.as_os_str()])?;
+    ensure!(
+        !out.status.success() && text(&out.stderr).contains("server.pem"),
+        "damaged dev pki accepted: {:?} {} {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
     // Bad configs: non-zero exit, and stderr names the offending key.
     let bad = [
         ("[server]\nlisten_addr = \"127.0.0.1:1\"\n", "listen_addr"),

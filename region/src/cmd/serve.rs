@@ -117,10 +117,16 @@ fn init_logging(s: &Settings) {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let s = settings(&args)?;
     if args.check_config {
-        if args.dev_certs.is_none() {
+        // Dev certificates that `serve` would create are not there to load yet; existing ones
+        // must load, or the check would pass a PKI that `serve` then refuses.
+        let certs_pending = args
+            .dev_certs
+            .as_deref()
+            .is_some_and(|d| !certs::ca_exists(d));
+        if !certs_pending {
             ServerConfig::from_settings(&s)?;
         }
-        if s.addresses.tls.is_some() && s.tls.is_none() && args.dev_certs.is_none() {
+        if s.addresses.tls.is_some() && s.tls.is_none() && !certs_pending {
             return Err(server::ServerError::NoTls.into());
         }
         println!("config ok");
