@@ -42,7 +42,7 @@ use self::authz::{Authz, Permission};
 use self::metrics::Metrics;
 use self::peer::PeerCtx;
 use self::table_task::Listener;
-use crate::config::{CompatMode, Settings};
+use crate::config::{CompatMode, ServerSection, Settings};
 use crate::tls::{self, TlsError};
 
 /// Listening sockets, bound by the caller; `None` turns a listener off.
@@ -100,15 +100,17 @@ impl ServerConfig {
         })
     }
 
-    /// Defaults for tests and embedding: no TLS, 5 s keepalive, plaintext peers trusted.
+    /// The `[server]` defaults of the config file, without TLS and with plaintext peers trusted:
+    /// for tests and embedding. Derived from the config defaults so the two cannot drift apart.
     pub fn plaintext_trusted() -> Self {
+        let d = ServerSection::default();
         Self {
             tls: None,
-            keepalive: Duration::from_secs(5),
-            max_sessions: 10_000,
-            queue_len: 4096,
-            handshake_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(1),
+            keepalive: Duration::from_secs(d.keepalive_secs),
+            max_sessions: d.max_sessions,
+            queue_len: d.queue_len,
+            handshake_timeout: Duration::from_secs(d.handshake_timeout_secs),
+            shutdown_grace: Duration::from_secs(d.shutdown_grace_secs),
             compat_mode: CompatMode::Trusted,
             authz: Authz::default(),
         }
