@@ -49,45 +49,24 @@ async fn initialization_gate_and_uuid() {
             .map(|_| ()),
     );
 
-    let first = c
-        .initialize(InitializeRequest {})
-        .await
-        .expect("init")
-        .into_inner();
+    let first = ok(c.initialize(InitializeRequest {}).await);
     assert_eq!(code(&first.status), 0);
     uuid::Uuid::parse_str(&first.uuid).expect("uuid format");
-    let again = c
-        .initialize(InitializeRequest {})
-        .await
-        .expect("init")
-        .into_inner();
+    let again = ok(c.initialize(InitializeRequest {}).await);
     assert_eq!(again.uuid, first.uuid);
-    let check = c
-        .check_initialized(CheckInitializedRequest {})
-        .await
-        .expect("check")
-        .into_inner();
+    let check = ok(c.check_initialized(CheckInitializedRequest {}).await);
     assert_eq!(code(&check.status), 0);
     assert_eq!(check.uuid, first.uuid);
 
     // Initialize does not wipe state.
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     c.initialize(InitializeRequest {}).await.expect("init");
-    let list = c
-        .list_interfaces(ListInterfacesRequest {})
-        .await
-        .expect("list")
-        .into_inner();
+    let list = ok(c.list_interfaces(ListInterfacesRequest {}).await);
     assert_eq!(list.interfaces.len(), 1);
 
     // Another instance ("process") has another UUID.
     let mut g = start().await;
-    let other = g
-        .client
-        .initialize(InitializeRequest {})
-        .await
-        .expect("init")
-        .into_inner();
+    let other = ok(g.client.initialize(InitializeRequest {}).await);
     assert_ne!(other.uuid, first.uuid);
 }
 
@@ -98,13 +77,11 @@ async fn health_service_reports_serving() {
     let f = start().await;
     let mut h = HealthClient::new(f.channel.clone());
     for service in ["", "dpdkironcore.v1.DPDKironcore"] {
-        let r = h
+        let r = ok(h
             .check(HealthCheckRequest {
                 service: service.to_string(),
             })
-            .await
-            .expect("health")
-            .into_inner();
+            .await);
         assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
     }
 }
@@ -112,16 +89,14 @@ async fn health_service_reports_serving() {
 #[tokio::test]
 async fn version() {
     let mut f = started().await;
-    let r = f
+    let r = ok(f
         .client
         .get_version(GetVersionRequest {
             client_protocol: "dpdkironcore.v1".into(),
             client_name: "ferrinet-node".into(),
             client_version: "0.1.0".into(),
         })
-        .await
-        .expect("version")
-        .into_inner();
+        .await);
     assert_eq!(code(&r.status), 0);
     assert_eq!(r.service_protocol, "dpdkironcore.v1");
     assert!(r.service_version.starts_with("ferrinet-dataplane "));
@@ -147,13 +122,7 @@ async fn interface_contract() {
     assert_eq!((vf.domain, vf.bus, vf.slot, vf.function), (0, 0, 0, 0));
     let ul = underlay(&r.underlay_route);
 
-    let got = c
-        .get_interface(GetInterfaceRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
+    let got = ok(c.get_interface(get_iface_req("vm1")).await);
     assert_eq!(code(&got.status), 0);
     let i = got.interface.expect("interface");
     assert_eq!(text(&i.id), "vm1");
@@ -163,97 +132,67 @@ async fn interface_contract() {
     assert_eq!(underlay(&i.underlay_route), ul);
     assert_eq!(i.pci_name, "net_tap2");
 
-    let list = c
-        .list_interfaces(ListInterfacesRequest {})
-        .await
-        .expect("list")
-        .into_inner();
+    let list = ok(c.list_interfaces(ListInterfacesRequest {}).await);
     assert_eq!(code(&list.status), 0);
     assert_eq!(list.interfaces, vec![i.clone()]);
 
     // Duplicate id: 402 even on a free device.
-    let dup = c
+    let dup = ok(c
         .create_interface(iface_req("vm1", 100, "10.0.0.9", "::", "net_tap3"))
-        .await
-        .expect("dup")
-        .into_inner();
+        .await);
     assert_eq!(code(&dup.status), 402);
     assert!(dup.vf.is_none() && dup.underlay_route.is_empty());
     // Device in use, PF, unknown device.
-    let used = c
-        .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap2"))
-        .await
-        .expect("used")
-        .into_inner();
-    assert_eq!(code(&used.status), 202);
-    let pf = c
-        .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap0"))
-        .await
-        .expect("pf")
-        .into_inner();
-    assert_eq!(code(&pf.status), 202);
-    let unknown = c
-        .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap999"))
-        .await
-        .expect("unk")
-        .into_inner();
-    assert_eq!(code(&unknown.status), 201);
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap2"))
+            .await),
+        202
+    );
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap0"))
+            .await),
+        202
+    );
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("vm2", 100, "10.0.0.2", "::", "net_tap999"))
+            .await),
+        201
+    );
     // Same IPv4 in the same VNI: 301; in another VNI it is fine.
-    let same_ip = c
-        .create_interface(iface_req("vm2", 100, "10.0.0.1", "::", "net_tap3"))
-        .await
-        .expect("ip")
-        .into_inner();
-    assert_eq!(code(&same_ip.status), 301);
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("vm2", 100, "10.0.0.1", "::", "net_tap3"))
+            .await),
+        301
+    );
     create_iface(c, "vm2", 200, "10.0.0.1", "net_tap3").await;
     // Same IPv6 in the same VNI: 301.
     c.create_interface(iface_req("vm3", 300, "0.0.0.0", "fd00::1", "net_tap4"))
         .await
         .expect("v6");
-    let same_v6 = c
-        .create_interface(iface_req("vm4", 300, "0.0.0.0", "fd00::1", "net_tap5"))
-        .await
-        .expect("v6")
-        .into_inner();
-    assert_eq!(code(&same_v6.status), 301);
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("vm4", 300, "0.0.0.0", "fd00::1", "net_tap5"))
+            .await),
+        301
+    );
 
     // Delete, get after delete, double delete, re-create on the same device.
-    let d = c
-        .delete_interface(DeleteInterfaceRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .expect("del")
-        .into_inner();
-    assert_eq!(code(&d.status), 0);
-    let g = c
-        .get_interface(GetInterfaceRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .expect("get")
-        .into_inner();
+    assert_eq!(svc(c.delete_interface(del_iface_req("vm1")).await), 0);
+    let g = ok(c.get_interface(get_iface_req("vm1")).await);
     assert_eq!(code(&g.status), 201);
     assert!(g.interface.is_none());
-    let d2 = c
-        .delete_interface(DeleteInterfaceRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .expect("del")
-        .into_inner();
-    assert_eq!(code(&d2.status), 201);
+    assert_eq!(svc(c.delete_interface(del_iface_req("vm1")).await), 201);
     let again = create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     assert_ne!(
         underlay(&again.underlay_route),
         ul,
         "a new object gets a new underlay"
     );
-    let list = c
-        .list_interfaces(ListInterfacesRequest {})
-        .await
-        .expect("list")
-        .into_inner();
+    let list = ok(c.list_interfaces(ListInterfacesRequest {}).await);
     let ids: Vec<String> = list.interfaces.iter().map(|i| text(&i.id)).collect();
     assert_eq!(ids, ["vm1", "vm2", "vm3"]);
 }
@@ -274,12 +213,12 @@ async fn interface_device_set_is_configurable() {
     create_iface(c, "b", 1, "10.0.0.2", "net_tap3").await;
     let r = create_iface(c, "c", 1, "10.0.0.3", "0000:3b:00.0_representor_vf2").await;
     assert_eq!(r.vf.expect("vf").name, "enp59s0f0v2");
-    let none_left = c
-        .create_interface(iface_req("d", 1, "10.0.0.4", "::", "net_tap4"))
-        .await
-        .expect("d")
-        .into_inner();
-    assert_eq!(code(&none_left.status), 201);
+    assert_eq!(
+        svc(c
+            .create_interface(iface_req("d", 1, "10.0.0.4", "::", "net_tap4"))
+            .await),
+        201
+    );
 }
 
 #[tokio::test]
@@ -311,58 +250,24 @@ async fn underlay_addresses_are_unique_and_well_formed() {
         .await;
         check(underlay(&r.underlay_route));
     }
-    let vip = c
-        .create_vip(CreateVipRequest {
-            interface_id: "vm0".into(),
-            vip_ip: Some(ip4("1.1.1.1")),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let vip = ok(c.create_vip(vip_req("vm0", "1.1.1.1")).await);
     check(underlay(&vip.underlay_route));
-    let nat = c
-        .create_nat(CreateNatRequest {
-            interface_id: "vm1".into(),
-            nat_ip: Some(ip4("2.2.2.2")),
-            min_port: 0,
-            max_port: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let nat = ok(c.create_nat(nat_req("vm1", "2.2.2.2", 0, 100)).await);
     check(underlay(&nat.underlay_route));
-    let lb = c
+    let lb = ok(c
         .create_load_balancer(CreateLoadBalancerRequest {
             loadbalancer_id: "lb".into(),
             loadbalanced_ip: Some(ip4("3.3.3.3")),
             vni: 7,
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     check(underlay(&lb.underlay_route));
-    let p = c
-        .create_prefix(CreatePrefixRequest {
-            interface_id: "vm2".into(),
-            prefix: Some(pfx("10.1.0.0", 24)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let p = ok(c.create_prefix(prefix_req("vm2", "10.1.0.0", 24)).await);
     check(underlay(&p.underlay_route));
-    let lp = c
-        .create_load_balancer_prefix(CreateLoadBalancerPrefixRequest {
-            interface_id: "vm3".into(),
-            prefix: Some(pfx("10.2.0.0", 24)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let lp = ok(c
+        .create_load_balancer_prefix(lb_prefix_req("vm3", "10.2.0.0", 24))
+        .await);
     check(underlay(&lp.underlay_route));
     // One counter shared by all kinds: strictly increasing across them.
     assert!(
@@ -373,7 +278,7 @@ async fn underlay_addresses_are_unique_and_well_formed() {
     // Preferred underlays: accepted inside the /64 with flag 0x80, echoed back.
     let mut req = iface_req("pref", 7, "10.0.0.50", "::", "net_tap20");
     req.preferred_underlay_route = b"fc00:1::8000:0:99".to_vec();
-    let r = c.create_interface(req.clone()).await.unwrap().into_inner();
+    let r = ok(c.create_interface(req.clone()).await);
     assert_eq!(code(&r.status), 0);
     assert_eq!(
         underlay(&r.underlay_route),
@@ -382,26 +287,17 @@ async fn underlay_addresses_are_unique_and_well_formed() {
     // Collision with an existing underlay (any kind): 401.
     let mut req2 = iface_req("pref2", 7, "10.0.0.51", "::", "net_tap21");
     req2.preferred_underlay_route = b"fc00:1::8000:0:99".to_vec();
+    assert_eq!(svc(c.create_interface(req2.clone()).await), 401);
     assert_eq!(
-        code(
-            &c.create_interface(req2.clone())
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_vip(CreateVipRequest {
+                interface_id: "vm1".into(),
+                vip_ip: Some(ip4("1.1.1.9")),
+                preferred_underlay_route: b"fc00:1::8000:0:99".to_vec(),
+            })
+            .await),
         401
     );
-    let vip_collide = c
-        .create_vip(CreateVipRequest {
-            interface_id: "vm1".into(),
-            vip_ip: Some(ip4("1.1.1.9")),
-            preferred_underlay_route: b"fc00:1::8000:0:99".to_vec(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&vip_collide.status), 401);
     // Outside the /64, no flag, not IPv6: INVALID_ARGUMENT.
     for bad in ["fc00:2::8000:0:99", "fc00:1::b:0:99", "10.0.0.1", "garbage"] {
         req2.preferred_underlay_route = bad.as_bytes().to_vec();
@@ -411,16 +307,9 @@ async fn underlay_addresses_are_unique_and_well_formed() {
         );
     }
     // Deleting releases the preferred address for reuse.
-    c.delete_interface(DeleteInterfaceRequest {
-        interface_id: "pref".into(),
-    })
-    .await
-    .unwrap();
+    ok(c.delete_interface(del_iface_req("pref")).await);
     req2.preferred_underlay_route = b"fc00:1::8000:0:99".to_vec();
-    assert_eq!(
-        code(&c.create_interface(req2).await.unwrap().into_inner().status),
-        0
-    );
+    assert_eq!(svc(c.create_interface(req2).await), 0);
 }
 
 #[tokio::test]
@@ -439,18 +328,10 @@ async fn vni_lifecycle_follows_interfaces_and_load_balancers() {
         create_route(c, 100, "192.168.0.0", 16, "fc00:2::1").await,
         0
     );
-    c.delete_interface(DeleteInterfaceRequest {
-        interface_id: "a".into(),
-    })
-    .await
-    .unwrap();
+    ok(c.delete_interface(del_iface_req("a")).await);
     assert!(vni_in_use(c, 100).await, "b still uses the VNI");
     assert_eq!(list_routes(c, 100).await.1.len(), 1);
-    c.delete_interface(DeleteInterfaceRequest {
-        interface_id: "b".into(),
-    })
-    .await
-    .unwrap();
+    ok(c.delete_interface(del_iface_req("b")).await);
     assert!(!vni_in_use(c, 100).await);
     assert_eq!(list_routes(c, 100).await.0, 206);
     // Tables come back empty.
@@ -458,44 +339,38 @@ async fn vni_lifecycle_follows_interfaces_and_load_balancers() {
     assert_eq!(list_routes(c, 100).await, (0, vec![]));
 
     // A load balancer holds a VNI too.
-    let lb = c
-        .create_load_balancer(CreateLoadBalancerRequest {
-            loadbalancer_id: "lb1".into(),
-            loadbalanced_ip: Some(ip4("5.5.5.5")),
-            vni: 555,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&lb.status), 0);
+    assert_eq!(
+        svc(c
+            .create_load_balancer(CreateLoadBalancerRequest {
+                loadbalancer_id: "lb1".into(),
+                loadbalanced_ip: Some(ip4("5.5.5.5")),
+                vni: 555,
+                ..Default::default()
+            })
+            .await),
+        0
+    );
     assert!(vni_in_use(c, 555).await);
     assert_eq!(create_route(c, 555, "0.0.0.0", 0, "fc00:2::1").await, 0);
-    c.delete_load_balancer(DeleteLoadBalancerRequest {
-        loadbalancer_id: "lb1".into(),
-    })
-    .await
-    .unwrap();
+    ok(c.delete_load_balancer(del_lb_req("lb1")).await);
     assert!(!vni_in_use(c, 555).await);
 
     // VNI type rules.
-    let both = c
-        .check_vni_in_use(CheckVniInUseRequest {
-            vni: 100,
-            r#type: VniType::VniBoth as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&both.status), 203);
-    let v6 = c
+    assert_eq!(
+        svc(c
+            .check_vni_in_use(CheckVniInUseRequest {
+                vni: 100,
+                r#type: VniType::VniBoth as i32,
+            })
+            .await),
+        203
+    );
+    let v6 = ok(c
         .check_vni_in_use(CheckVniInUseRequest {
             vni: 100,
             r#type: VniType::VniIpv6 as i32,
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     assert_eq!((code(&v6.status), v6.in_use), (0, true));
     assert_invalid(
         c.check_vni_in_use(CheckVniInUseRequest {
@@ -505,37 +380,37 @@ async fn vni_lifecycle_follows_interfaces_and_load_balancers() {
         .await,
         "type",
     );
-    let reset4 = c
-        .reset_vni(ResetVniRequest {
-            vni: 100,
-            r#type: VniType::VniIpv4 as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&reset4.status), 203);
-    let reset_none = c
-        .reset_vni(ResetVniRequest {
-            vni: 4242,
-            r#type: VniType::VniBoth as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&reset_none.status), 206);
+    assert_eq!(
+        svc(c
+            .reset_vni(ResetVniRequest {
+                vni: 100,
+                r#type: VniType::VniIpv4 as i32,
+            })
+            .await),
+        203
+    );
+    assert_eq!(
+        svc(c
+            .reset_vni(ResetVniRequest {
+                vni: 4242,
+                r#type: VniType::VniBoth as i32,
+            })
+            .await),
+        206
+    );
 
     // ResetVni drops external routes and keeps local ones.
     assert_eq!(create_route(c, 100, "172.16.0.0", 12, "fc00:2::1").await, 0);
     assert_eq!(create_route(c, 100, "fd00::", 64, "fc00:2::2").await, 0);
-    let reset = c
-        .reset_vni(ResetVniRequest {
-            vni: 100,
-            r#type: VniType::VniBoth as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&reset.status), 0);
+    assert_eq!(
+        svc(c
+            .reset_vni(ResetVniRequest {
+                vni: 100,
+                r#type: VniType::VniBoth as i32,
+            })
+            .await),
+        0
+    );
     assert_eq!(list_routes(c, 100).await, (0, vec![]));
     let local =
         f.dp.with_state(|s| s.lookup(100, "10.0.0.1".parse().unwrap()));
@@ -550,9 +425,10 @@ async fn route_contract_and_edge_cases() {
     let mut f = started().await;
     let c = &mut f.client;
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
-    c.create_interface(iface_req("vm6", 100, "0.0.0.0", "fd00::1", "net_tap3"))
-        .await
-        .unwrap();
+    ok(
+        c.create_interface(iface_req("vm6", 100, "0.0.0.0", "fd00::1", "net_tap3"))
+            .await,
+    );
     create_iface(c, "vm2", 200, "10.0.0.1", "net_tap4").await;
 
     assert_eq!(
@@ -610,15 +486,15 @@ async fn route_contract_and_edge_cases() {
         0,
         "same prefix, other VNI"
     );
-    let r = c
-        .create_route(CreateRouteRequest {
-            vni: 100,
-            route: Some(route("10.8.0.0", 16, "fc00:2::1", 77)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&r.status), 0);
+    assert_eq!(
+        svc(c
+            .create_route(CreateRouteRequest {
+                vni: 100,
+                route: Some(route("10.8.0.0", 16, "fc00:2::1", 77)),
+            })
+            .await),
+        0
+    );
 
     let (st, routes) = list_routes(c, 100).await;
     assert_eq!(st, 0);
@@ -723,13 +599,11 @@ async fn route_contract_and_edge_cases() {
 }
 
 async fn prefixes_of(c: &mut Client, id: &str) -> (u32, Vec<String>) {
-    let r = c
+    let r = ok(c
         .list_prefixes(ListPrefixesRequest {
             interface_id: id.into(),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     (
         code(&r.status),
         r.prefixes
@@ -745,33 +619,16 @@ async fn alias_prefix_contract() {
     let c = &mut f.client;
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     create_iface(c, "vm2", 100, "10.0.0.2", "net_tap3").await;
-    let mk = |id: &str, a: &str, l: u32| CreatePrefixRequest {
-        interface_id: id.into(),
-        prefix: Some(pfx(a, l)),
-        ..Default::default()
-    };
+    let mk = prefix_req;
     let del = |id: &str, a: &str, l: u32| DeletePrefixRequest {
         interface_id: id.into(),
         prefix: Some(pfx(a, l)),
     };
 
-    let r = c
-        .create_prefix(mk("vm1", "10.1.0.0", 24))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ok(c.create_prefix(mk("vm1", "10.1.0.0", 24)).await);
     assert_eq!(code(&r.status), 0);
     let ul = underlay(&r.underlay_route);
-    assert_eq!(
-        code(
-            &c.create_prefix(mk("vm1", "fd00:1::", 64))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        0
-    );
+    assert_eq!(svc(c.create_prefix(mk("vm1", "fd00:1::", 64)).await), 0);
     assert_eq!(
         prefixes_of(c, "vm1").await,
         (
@@ -779,63 +636,31 @@ async fn alias_prefix_contract() {
             vec!["10.1.0.0/24".to_string(), "fd00:1::/64".to_string()]
         )
     );
-    let listed = c
+    let listed = ok(c
         .list_prefixes(ListPrefixesRequest {
             interface_id: "vm1".into(),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     assert_eq!(underlay(&listed.prefixes[0].underlay_route), ul);
     assert_eq!(
-        code(
-            &c.create_prefix(mk("vm1", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_prefix(mk("vm1", "10.1.0.0", 24)).await),
         301,
         "duplicate"
     );
     assert_eq!(
-        code(
-            &c.create_prefix(mk("vm2", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_prefix(mk("vm2", "10.1.0.0", 24)).await),
         301,
         "taken by another interface"
     );
-    assert_eq!(
-        code(
-            &c.create_prefix(mk("vm1", "10.1.0.0", 33))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        303
-    );
-    assert_eq!(
-        code(
-            &c.create_prefix(mk("nope", "10.2.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
+    assert_eq!(svc(c.create_prefix(mk("vm1", "10.1.0.0", 33)).await), 303);
+    assert_eq!(svc(c.create_prefix(mk("nope", "10.2.0.0", 24)).await), 205);
     // The alias prefix is a local route: not listed, not deletable as a route, routed to vm1.
     assert_eq!(list_routes(c, 100).await, (0, vec![]));
     assert_eq!(delete_route(c, 100, "10.1.0.0", 24).await, 304);
     assert_eq!(create_route(c, 100, "10.1.0.0", 24, "fc00:2::1").await, 301);
 
     create_iface(c, "vm3", 300, "10.0.0.3", "net_tap4").await;
-    c.create_prefix(mk("vm3", "10.3.0.0", 24)).await.unwrap();
+    ok(c.create_prefix(mk("vm3", "10.3.0.0", 24)).await);
     assert_eq!(
         prefixes_of(c, "").await.1.len(),
         3,
@@ -844,56 +669,20 @@ async fn alias_prefix_contract() {
     assert_eq!(prefixes_of(c, "nope").await.0, 205);
 
     assert_eq!(
-        code(
-            &c.delete_prefix(del("vm2", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.delete_prefix(del("vm2", "10.1.0.0", 24)).await),
         304,
         "another interface's prefix"
     );
+    assert_eq!(svc(c.delete_prefix(del("vm1", "10.1.0.0", 24)).await), 0);
     assert_eq!(
-        code(
-            &c.delete_prefix(del("vm1", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        0
-    );
-    assert_eq!(
-        code(
-            &c.delete_prefix(del("vm1", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.delete_prefix(del("vm1", "10.1.0.0", 24)).await),
         302,
         "double delete"
     );
-    assert_eq!(
-        code(
-            &c.delete_prefix(del("nope", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
+    assert_eq!(svc(c.delete_prefix(del("nope", "10.1.0.0", 24)).await), 205);
     assert_eq!(prefixes_of(c, "vm1").await.1, ["fd00:1::/64"]);
     assert_eq!(
-        code(
-            &c.create_prefix(mk("vm2", "10.1.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_prefix(mk("vm2", "10.1.0.0", 24)).await),
         0,
         "re-create, on another interface"
     );
@@ -917,11 +706,7 @@ async fn load_balancer_prefix_contract() {
     let c = &mut f.client;
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     create_iface(c, "vm2", 100, "10.0.0.2", "net_tap3").await;
-    let mk = |id: &str, a: &str, l: u32| CreateLoadBalancerPrefixRequest {
-        interface_id: id.into(),
-        prefix: Some(pfx(a, l)),
-        ..Default::default()
-    };
+    let mk = lb_prefix_req;
     let del = |id: &str, a: &str, l: u32| DeleteLoadBalancerPrefixRequest {
         interface_id: id.into(),
         prefix: Some(pfx(a, l)),
@@ -930,108 +715,62 @@ async fn load_balancer_prefix_contract() {
         interface_id: id.into(),
     };
 
-    let r = c
+    let r = ok(c
         .create_load_balancer_prefix(mk("vm1", "20.0.0.0", 24))
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     assert_eq!(code(&r.status), 0);
-    let l = c
-        .list_load_balancer_prefixes(list("vm1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let l = ok(c.list_load_balancer_prefixes(list("vm1")).await);
     assert_eq!(code(&l.status), 0);
     assert_eq!(l.prefixes.len(), 1);
     assert_eq!(l.prefixes[0].underlay_route, r.underlay_route);
     assert_eq!(
-        code(
-            &c.create_load_balancer_prefix(mk("vm1", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer_prefix(mk("vm1", "20.0.0.0", 24))
+            .await),
         202
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_prefix(mk("nope", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer_prefix(mk("nope", "20.0.0.0", 24))
+            .await),
         205
     );
-    c.create_load_balancer_prefix(mk("vm2", "20.0.1.0", 24))
-        .await
-        .unwrap();
+    ok(c.create_load_balancer_prefix(mk("vm2", "20.0.1.0", 24))
+        .await);
     assert_eq!(
-        c.list_load_balancer_prefixes(list(""))
-            .await
-            .unwrap()
-            .into_inner()
+        ok(c.list_load_balancer_prefixes(list("")).await)
             .prefixes
             .len(),
         2
     );
+    assert_eq!(svc(c.list_load_balancer_prefixes(list("nope")).await), 205);
     assert_eq!(
-        code(
-            &c.list_load_balancer_prefixes(list("nope"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
-    assert_eq!(
-        code(
-            &c.delete_load_balancer_prefix(del("vm1", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_prefix(del("vm1", "20.0.0.0", 24))
+            .await),
         0
     );
     assert_eq!(
-        code(
-            &c.delete_load_balancer_prefix(del("vm1", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_prefix(del("vm1", "20.0.0.0", 24))
+            .await),
         201
     );
     assert_eq!(
-        code(
-            &c.delete_load_balancer_prefix(del("nope", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_prefix(del("nope", "20.0.0.0", 24))
+            .await),
         205
     );
     assert!(
-        c.list_load_balancer_prefixes(list("vm1"))
-            .await
-            .unwrap()
-            .into_inner()
+        ok(c.list_load_balancer_prefixes(list("vm1")).await)
             .prefixes
             .is_empty()
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_prefix(mk("vm1", "20.0.0.0", 24))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer_prefix(mk("vm1", "20.0.0.0", 24))
+            .await),
         0
     );
 }
@@ -1042,11 +781,7 @@ async fn vip_contract() {
     let c = &mut f.client;
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     create_iface(c, "vm2", 100, "10.0.0.2", "net_tap3").await;
-    let mk = |id: &str, a: &str| CreateVipRequest {
-        interface_id: id.into(),
-        vip_ip: Some(ip(a)),
-        ..Default::default()
-    };
+    let mk = vip_req;
     let get = |id: &str| GetVipRequest {
         interface_id: id.into(),
     };
@@ -1054,115 +789,41 @@ async fn vip_contract() {
         interface_id: id.into(),
     };
 
-    let r = c
-        .create_vip(mk("vm1", "45.0.0.1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ok(c.create_vip(mk("vm1", "45.0.0.1")).await);
     assert_eq!(code(&r.status), 0);
-    let g = c.get_vip(get("vm1")).await.unwrap().into_inner();
+    let g = ok(c.get_vip(get("vm1")).await);
     assert_eq!(code(&g.status), 0);
     assert_eq!(g.vip_ip, Some(ip4("45.0.0.1")));
     assert_eq!(g.underlay_route, r.underlay_route);
     assert_eq!(
-        code(
-            &c.create_vip(mk("vm1", "45.0.0.2"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_vip(mk("vm1", "45.0.0.2")).await),
         343,
         "second VIP"
     );
     assert_eq!(
-        code(
-            &c.create_vip(mk("vm2", "2001:db8::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_vip(mk("vm2", "2001:db8::1")).await),
         204,
         "IPv6"
     );
-    assert_eq!(
-        code(
-            &c.create_vip(mk("nope", "45.0.0.3"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
-    assert_eq!(
-        code(&c.get_vip(get("vm2")).await.unwrap().into_inner().status),
-        341,
-        "no VIP"
-    );
-    assert_eq!(
-        code(&c.get_vip(get("nope")).await.unwrap().into_inner().status),
-        205
-    );
+    assert_eq!(svc(c.create_vip(mk("nope", "45.0.0.3")).await), 205);
+    assert_eq!(svc(c.get_vip(get("vm2")).await), 341, "no VIP");
+    assert_eq!(svc(c.get_vip(get("nope")).await), 205);
     // A VIP equal to an existing NAT IP of the VNI.
-    c.create_nat(CreateNatRequest {
-        interface_id: "vm2".into(),
-        nat_ip: Some(ip4("46.0.0.1")),
-        min_port: 1000,
-        max_port: 2000,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    ok(c.create_nat(nat_req("vm2", "46.0.0.1", 1000, 2000)).await);
     create_iface(c, "vm3", 100, "10.0.0.3", "net_tap4").await;
+    assert_eq!(svc(c.create_vip(mk("vm3", "46.0.0.1")).await), 323);
     assert_eq!(
-        code(
-            &c.create_vip(mk("vm3", "46.0.0.1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        323
-    );
-    assert_eq!(
-        code(
-            &c.create_vip(mk("vm3", "45.0.0.1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_vip(mk("vm3", "45.0.0.1")).await),
         323,
         "another interface's VIP"
     );
 
+    assert_eq!(svc(c.delete_vip(del("vm1")).await), 0);
+    assert_eq!(svc(c.get_vip(get("vm1")).await), 341);
+    assert_eq!(svc(c.delete_vip(del("vm1")).await), 341, "double delete");
+    assert_eq!(svc(c.delete_vip(del("nope")).await), 205);
     assert_eq!(
-        code(&c.delete_vip(del("vm1")).await.unwrap().into_inner().status),
-        0
-    );
-    assert_eq!(
-        code(&c.get_vip(get("vm1")).await.unwrap().into_inner().status),
-        341
-    );
-    assert_eq!(
-        code(&c.delete_vip(del("vm1")).await.unwrap().into_inner().status),
-        341,
-        "double delete"
-    );
-    assert_eq!(
-        code(&c.delete_vip(del("nope")).await.unwrap().into_inner().status),
-        205
-    );
-    assert_eq!(
-        code(
-            &c.create_vip(mk("vm1", "45.0.0.1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_vip(mk("vm1", "45.0.0.1")).await),
         0,
         "re-create"
     );
@@ -1178,13 +839,11 @@ async fn vip_contract() {
 }
 
 async fn local_nats(c: &mut Client, nat_ip: &str) -> (u32, Vec<String>) {
-    let r = c
+    let r = ok(c
         .list_local_nats(ListLocalNatsRequest {
             nat_ip: Some(ip(nat_ip)),
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     (
         code(&r.status),
         r.nat_entries
@@ -1210,27 +869,11 @@ async fn nat_contract() {
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
     create_iface(c, "vm2", 100, "10.0.0.2", "net_tap3").await;
     create_iface(c, "vm3", 100, "10.0.0.3", "net_tap4").await;
-    let mk = |id: &str, a: &str, lo: u32, hi: u32| CreateNatRequest {
-        interface_id: id.into(),
-        nat_ip: Some(ip(a)),
-        min_port: lo,
-        max_port: hi,
-        ..Default::default()
-    };
 
-    let r = c
-        .create_nat(mk("vm1", "50.0.0.1", 0, 1024))
-        .await
-        .unwrap()
-        .into_inner();
+    let mk = nat_req;
+    let r = ok(c.create_nat(mk("vm1", "50.0.0.1", 0, 1024)).await);
     assert_eq!(code(&r.status), 0);
-    let g = c
-        .get_nat(GetNatRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let g = ok(c.get_nat(get_nat_req("vm1")).await);
     assert_eq!(code(&g.status), 0);
     assert_eq!(
         (g.nat_ip, g.min_port, g.max_port),
@@ -1238,76 +881,31 @@ async fn nat_contract() {
     );
     assert_eq!(g.underlay_route, r.underlay_route);
     assert_eq!(
-        code(
-            &c.create_nat(mk("vm1", "50.0.0.9", 0, 10))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("vm1", "50.0.0.9", 0, 10)).await),
         343,
         "second NAT"
     );
     // Half-open slices: [1024, 2048) touches [0, 1024) without overlapping; shared NAT IP.
     assert_eq!(
-        code(
-            &c.create_nat(mk("vm2", "50.0.0.1", 1024, 2048))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("vm2", "50.0.0.1", 1024, 2048)).await),
         0
     );
     assert_eq!(
-        code(
-            &c.create_nat(mk("vm3", "50.0.0.1", 2000, 3000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("vm3", "50.0.0.1", 2000, 3000)).await),
         202,
         "overlapping slice"
     );
     assert_eq!(
-        code(
-            &c.create_nat(mk("vm3", "2001:db8::1", 0, 10))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("vm3", "2001:db8::1", 0, 10)).await),
         204
     );
     assert_eq!(
-        code(
-            &c.create_nat(mk("nope", "50.0.0.1", 5000, 6000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("nope", "50.0.0.1", 5000, 6000)).await),
         205
     );
     // A NAT IP equal to a VIP of the VNI.
-    c.create_vip(CreateVipRequest {
-        interface_id: "vm3".into(),
-        vip_ip: Some(ip4("51.0.0.1")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        code(
-            &c.create_nat(mk("vm3", "51.0.0.1", 0, 10))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        323
-    );
+    ok(c.create_vip(vip_req("vm3", "51.0.0.1")).await);
+    assert_eq!(svc(c.create_nat(mk("vm3", "51.0.0.1", 0, 10)).await), 323);
 
     assert_eq!(
         local_nats(c, "50.0.0.1").await,
@@ -1319,7 +917,7 @@ async fn nat_contract() {
             ]
         )
     );
-    c.create_nat(mk("vm3", "52.0.0.1", 100, 200)).await.unwrap();
+    ok(c.create_nat(mk("vm3", "52.0.0.1", 100, 200)).await);
     assert_eq!(
         local_nats(c, "0.0.0.0").await.1.len(),
         3,
@@ -1335,62 +933,12 @@ async fn nat_contract() {
         "nat_ip.address",
     );
 
+    assert_eq!(svc(c.delete_nat(del_nat_req("vm1")).await), 0);
+    assert_eq!(svc(c.get_nat(get_nat_req("vm1")).await), 341);
+    assert_eq!(svc(c.delete_nat(del_nat_req("vm1")).await), 341);
+    assert_eq!(svc(c.delete_nat(del_nat_req("nope")).await), 205);
     assert_eq!(
-        code(
-            &c.delete_nat(DeleteNatRequest {
-                interface_id: "vm1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        0
-    );
-    assert_eq!(
-        code(
-            &c.get_nat(GetNatRequest {
-                interface_id: "vm1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        341
-    );
-    assert_eq!(
-        code(
-            &c.delete_nat(DeleteNatRequest {
-                interface_id: "vm1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        341
-    );
-    assert_eq!(
-        code(
-            &c.delete_nat(DeleteNatRequest {
-                interface_id: "nope".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        205
-    );
-    assert_eq!(
-        code(
-            &c.create_nat(mk("vm1", "50.0.0.1", 0, 1024))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_nat(mk("vm1", "50.0.0.1", 0, 1024)).await),
         0,
         "re-create"
     );
@@ -1435,121 +983,58 @@ async fn neighbor_nat_contract() {
     };
 
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000)).await),
         0
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000)).await),
         202,
         "duplicate"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 1999, 2500))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 1999, 2500)).await),
         202,
         "overlap"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 500, 1001))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 500, 1001)).await),
         202,
         "overlap below"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 2000, 3000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 2000, 3000)).await),
         0,
         "adjacent, half-open"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 200, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 200, 1000, 2000)).await),
         0,
         "other VNI"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.2", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.2", 100, 1000, 2000)).await),
         0,
         "other IP"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("2001:db8::1", 100, 1, 2))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("2001:db8::1", 100, 1, 2)).await),
         204
     );
     // A local NAT slice overlapping a neighbour's slice of the same IP.
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
-    let local = c
-        .create_nat(CreateNatRequest {
-            interface_id: "vm1".into(),
-            nat_ip: Some(ip4("60.0.0.1")),
-            min_port: 2500,
-            max_port: 2600,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&local.status), 202);
+    assert_eq!(
+        svc(c.create_nat(nat_req("vm1", "60.0.0.1", 2500, 2600)).await),
+        202
+    );
 
-    let l = c
-        .list_neighbor_nats(list("60.0.0.1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let l = ok(c.list_neighbor_nats(list("60.0.0.1")).await);
     assert_eq!(code(&l.status), 0);
     assert_eq!(l.nat_entries.len(), 3);
     assert!(l.nat_entries.iter().all(
         |e| text(&e.underlay_route) == "fc00:2::77" && e.actual_nat_ip == Some(ip4("60.0.0.1"))
     ));
     assert_eq!(
-        c.list_neighbor_nats(list("0.0.0.0"))
-            .await
-            .unwrap()
-            .into_inner()
+        ok(c.list_neighbor_nats(list("0.0.0.0")).await)
             .nat_entries
             .len(),
         4
@@ -1563,44 +1048,26 @@ async fn neighbor_nat_contract() {
     );
 
     assert_eq!(
-        code(
-            &c.delete_neighbor_nat(del("60.0.0.1", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_neighbor_nat(del("60.0.0.1", 100, 1000, 2000))
+            .await),
         0
     );
     assert_eq!(
-        code(
-            &c.delete_neighbor_nat(del("60.0.0.1", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_neighbor_nat(del("60.0.0.1", 100, 1000, 2000))
+            .await),
         201
     );
     assert_eq!(
-        code(
-            &c.delete_neighbor_nat(del("60.0.0.1", 100, 1000, 1500))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_neighbor_nat(del("60.0.0.1", 100, 1000, 1500))
+            .await),
         201,
         "exact slice only"
     );
     assert_eq!(
-        code(
-            &c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_neighbor_nat(mk("60.0.0.1", 100, 1000, 2000)).await),
         0,
         "re-create"
     );
@@ -1638,19 +1105,11 @@ async fn load_balancer_contract() {
         (80, Protocol::Udp),
         (443, Protocol::Tcp),
     ];
-    let r = c
+    let r = ok(c
         .create_load_balancer(lb_req("lb1", 100, "70.0.0.1", &ports))
-        .await
-        .unwrap()
-        .into_inner();
+        .await);
     assert_eq!(code(&r.status), 0);
-    let g = c
-        .get_load_balancer(GetLoadBalancerRequest {
-            loadbalancer_id: "lb1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let g = ok(c.get_load_balancer(get_lb_req("lb1")).await);
     assert_eq!(code(&g.status), 0);
     assert_eq!(
         (g.vni, g.loadbalanced_ip.clone(), g.underlay_route.clone()),
@@ -1660,11 +1119,7 @@ async fn load_balancer_contract() {
         g.loadbalanced_ports,
         lb_req("x", 0, "1.1.1.1", &ports).loadbalanced_ports
     );
-    let l = c
-        .list_load_balancers(ListLoadBalancersRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let l = ok(c.list_load_balancers(ListLoadBalancersRequest {}).await);
     assert_eq!(code(&l.status), 0);
     assert_eq!(l.loadbalancers.len(), 1);
     assert_eq!(
@@ -1675,24 +1130,16 @@ async fn load_balancer_contract() {
         ("lb1", 3)
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer(lb_req("lb1", 100, "70.0.0.2", &[]))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer(lb_req("lb1", 100, "70.0.0.2", &[]))
+            .await),
         202,
         "duplicate id"
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer(lb_req("lb2", 100, "2001:db8::70", &[(53, Protocol::Udp)]))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer(lb_req("lb2", 100, "2001:db8::70", &[(53, Protocol::Udp)]))
+            .await),
         0,
         "IPv6 LB"
     );
@@ -1731,13 +1178,9 @@ async fn load_balancer_contract() {
         "loadbalanced_ports",
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer(lb_req("lb3", 100, "70.0.0.3", &fifteen))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer(lb_req("lb3", 100, "70.0.0.3", &fifteen))
+            .await),
         0
     );
 
@@ -1754,204 +1197,87 @@ async fn load_balancer_contract() {
         loadbalancer_id: id.into(),
     };
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("lb1", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_load_balancer_target(tgt("lb1", "fc00:2::1")).await),
         0
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("lb1", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_load_balancer_target(tgt("lb1", "fc00:2::1")).await),
         202
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("lb1", "10.0.0.1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_load_balancer_target(tgt("lb1", "10.0.0.1")).await),
         204
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("nope", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer_target(tgt("nope", "fc00:2::1"))
+            .await),
         422
     );
-    let lt = c
-        .list_load_balancer_targets(ltgt("lb1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let lt = ok(c.list_load_balancer_targets(ltgt("lb1")).await);
     assert_eq!(
         (code(&lt.status), lt.target_ips),
         (0, vec![ip6("fc00:2::1")])
     );
-    assert_eq!(
-        code(
-            &c.list_load_balancer_targets(ltgt("nope"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        422
-    );
+    assert_eq!(svc(c.list_load_balancer_targets(ltgt("nope")).await), 422);
     for n in 2..=64 {
         assert_eq!(
-            code(
-                &c.create_load_balancer_target(tgt("lb1", &format!("fc00:2::{n:x}")))
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .status
-            ),
+            svc(c
+                .create_load_balancer_target(tgt("lb1", &format!("fc00:2::{n:x}")))
+                .await),
             0
         );
     }
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("lb1", "fc00:3::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_load_balancer_target(tgt("lb1", "fc00:3::1")).await),
         209,
         "more than 64 targets"
     );
-    c.create_load_balancer_target(tgt("lb2", "fc00:4::1"))
-        .await
-        .unwrap();
+    ok(c.create_load_balancer_target(tgt("lb2", "fc00:4::1")).await);
     assert_eq!(
-        c.list_load_balancer_targets(ltgt(""))
-            .await
-            .unwrap()
-            .into_inner()
+        ok(c.list_load_balancer_targets(ltgt("")).await)
             .target_ips
             .len(),
         65,
         "empty id lists all"
     );
     assert_eq!(
-        code(
-            &c.delete_load_balancer_target(dtgt("lb1", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_target(dtgt("lb1", "fc00:2::1"))
+            .await),
         0
     );
     assert_eq!(
-        code(
-            &c.delete_load_balancer_target(dtgt("lb1", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_target(dtgt("lb1", "fc00:2::1"))
+            .await),
         421
     );
     assert_eq!(
-        code(
-            &c.delete_load_balancer_target(dtgt("nope", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .delete_load_balancer_target(dtgt("nope", "fc00:2::1"))
+            .await),
         422
     );
     assert_eq!(
-        code(
-            &c.create_load_balancer_target(tgt("lb1", "fc00:2::1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_load_balancer_target(tgt("lb1", "fc00:2::1")).await),
         0,
         "re-create"
     );
 
     // Delete, get after delete, double delete, re-create.
+    assert_eq!(svc(c.delete_load_balancer(del_lb_req("lb1")).await), 0);
+    assert_eq!(svc(c.get_load_balancer(get_lb_req("lb1")).await), 201);
+    assert_eq!(svc(c.delete_load_balancer(del_lb_req("lb1")).await), 201);
+    assert_eq!(svc(c.list_load_balancer_targets(ltgt("lb1")).await), 422);
     assert_eq!(
-        code(
-            &c.delete_load_balancer(DeleteLoadBalancerRequest {
-                loadbalancer_id: "lb1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        0
-    );
-    assert_eq!(
-        code(
-            &c.get_load_balancer(GetLoadBalancerRequest {
-                loadbalancer_id: "lb1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        201
-    );
-    assert_eq!(
-        code(
-            &c.delete_load_balancer(DeleteLoadBalancerRequest {
-                loadbalancer_id: "lb1".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
-        201
-    );
-    assert_eq!(
-        code(
-            &c.list_load_balancer_targets(ltgt("lb1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        422
-    );
-    assert_eq!(
-        code(
-            &c.create_load_balancer(lb_req("lb1", 100, "70.0.0.1", &ports))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c
+            .create_load_balancer(lb_req("lb1", 100, "70.0.0.1", &ports))
+            .await),
         0
     );
     assert!(
-        c.list_load_balancer_targets(ltgt("lb1"))
-            .await
-            .unwrap()
-            .into_inner()
+        ok(c.list_load_balancer_targets(ltgt("lb1")).await)
             .target_ips
             .is_empty(),
         "targets went with the LB"
@@ -1995,18 +1321,10 @@ async fn firewall_rule_contract() {
         rule_id: r.into(),
     };
 
-    let r = c
-        .create_firewall_rule(mk("vm1", fw_rule("r1")))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ok(c.create_firewall_rule(mk("vm1", fw_rule("r1"))).await);
     assert_eq!(code(&r.status), 0);
     assert_eq!(r.rule_id, b"r1", "the id the client sent, not garbage");
-    let g = c
-        .get_firewall_rule(get("vm1", "r1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let g = ok(c.get_firewall_rule(get("vm1", "r1")).await);
     assert_eq!(code(&g.status), 0);
     assert_eq!(g.rule, Some(fw_rule("r1")));
     let mut icmp = fw_rule("r2");
@@ -2018,35 +1336,11 @@ async fn firewall_rule_contract() {
             icmp_code: -1,
         })),
     });
-    assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("vm1", icmp))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        0
-    );
+    assert_eq!(svc(c.create_firewall_rule(mk("vm1", icmp)).await), 0);
     let mut any = fw_rule("r3");
     any.protocol_filter = None;
-    assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("vm1", any))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        0
-    );
-    let l = c
-        .list_firewall_rules(ListFirewallRulesRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!(svc(c.create_firewall_rule(mk("vm1", any)).await), 0);
+    let l = ok(c.list_firewall_rules(list_rules_req("vm1")).await);
     assert_eq!(code(&l.status), 0);
     assert_eq!(
         l.rules.iter().map(|r| text(&r.id)).collect::<Vec<_>>(),
@@ -2054,119 +1348,30 @@ async fn firewall_rule_contract() {
     );
 
     assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("vm1", fw_rule("r1")))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_firewall_rule(mk("vm1", fw_rule("r1"))).await),
         202,
         "duplicate id"
     );
     let mut drop = fw_rule("r4");
     drop.action = FirewallAction::Drop as i32;
+    assert_eq!(svc(c.create_firewall_rule(mk("vm1", drop)).await), 441);
     assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("vm1", drop))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        441
-    );
-    assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("nope", fw_rule("r4")))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_firewall_rule(mk("nope", fw_rule("r4"))).await),
         205
     );
+    assert_eq!(svc(c.get_firewall_rule(get("vm1", "r9")).await), 201);
+    assert_eq!(svc(c.get_firewall_rule(get("nope", "r1")).await), 205);
     assert_eq!(
-        code(
-            &c.get_firewall_rule(get("vm1", "r9"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        201
-    );
-    assert_eq!(
-        code(
-            &c.get_firewall_rule(get("nope", "r1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
-    assert_eq!(
-        code(
-            &c.list_firewall_rules(ListFirewallRulesRequest {
-                interface_id: "nope".into()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-        ),
+        svc(c.list_firewall_rules(list_rules_req("nope")).await),
         205
     );
 
+    assert_eq!(svc(c.delete_firewall_rule(del("vm1", "r1")).await), 0);
+    assert_eq!(svc(c.get_firewall_rule(get("vm1", "r1")).await), 201);
+    assert_eq!(svc(c.delete_firewall_rule(del("vm1", "r1")).await), 201);
+    assert_eq!(svc(c.delete_firewall_rule(del("nope", "r1")).await), 205);
     assert_eq!(
-        code(
-            &c.delete_firewall_rule(del("vm1", "r1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        0
-    );
-    assert_eq!(
-        code(
-            &c.get_firewall_rule(get("vm1", "r1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        201
-    );
-    assert_eq!(
-        code(
-            &c.delete_firewall_rule(del("vm1", "r1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        201
-    );
-    assert_eq!(
-        code(
-            &c.delete_firewall_rule(del("nope", "r1"))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
-        205
-    );
-    assert_eq!(
-        code(
-            &c.create_firewall_rule(mk("vm1", fw_rule("r1")))
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-        ),
+        svc(c.create_firewall_rule(mk("vm1", fw_rule("r1"))).await),
         0,
         "re-create"
     );
@@ -2263,50 +1468,19 @@ async fn deleting_an_interface_removes_everything_attached() {
     create_iface(c, "keep", 100, "10.0.0.2", "net_tap3").await;
     let before = f.dp.counts();
     let c = &mut f.client;
-    c.create_vip(CreateVipRequest {
-        interface_id: "vm1".into(),
-        vip_ip: Some(ip4("80.0.0.1")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    c.create_nat(CreateNatRequest {
-        interface_id: "vm1".into(),
-        nat_ip: Some(ip4("80.0.0.2")),
-        min_port: 0,
-        max_port: 100,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    c.create_prefix(CreatePrefixRequest {
-        interface_id: "vm1".into(),
-        prefix: Some(pfx("10.5.0.0", 16)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    c.create_load_balancer_prefix(CreateLoadBalancerPrefixRequest {
-        interface_id: "vm1".into(),
-        prefix: Some(pfx("10.6.0.0", 16)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    c.create_firewall_rule(CreateFirewallRuleRequest {
+    ok(c.create_vip(vip_req("vm1", "80.0.0.1")).await);
+    ok(c.create_nat(nat_req("vm1", "80.0.0.2", 0, 100)).await);
+    ok(c.create_prefix(prefix_req("vm1", "10.5.0.0", 16)).await);
+    ok(
+        c.create_load_balancer_prefix(lb_prefix_req("vm1", "10.6.0.0", 16))
+            .await,
+    );
+    ok(c.create_firewall_rule(CreateFirewallRuleRequest {
         interface_id: "vm1".into(),
         rule: Some(fw_rule("r1")),
     })
-    .await
-    .unwrap();
-    let d = c
-        .delete_interface(DeleteInterfaceRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&d.status), 0);
+    .await);
+    assert_eq!(svc(c.delete_interface(del_iface_req("vm1")).await), 0);
     let after = f.dp.counts();
     let mut want = before.clone();
     want.interfaces -= 1;
@@ -2320,12 +1494,10 @@ async fn deleting_an_interface_removes_everything_attached() {
         "no NAT entry left behind"
     );
     assert!(
-        c.list_prefixes(ListPrefixesRequest {
+        ok(c.list_prefixes(ListPrefixesRequest {
             interface_id: vec![]
         })
-        .await
-        .unwrap()
-        .into_inner()
+        .await)
         .prefixes
         .is_empty()
     );
@@ -2335,36 +1507,13 @@ async fn deleting_an_interface_removes_everything_attached() {
         0,
         "the alias prefix route is gone"
     );
-    let vip = c
-        .create_vip(CreateVipRequest {
-            interface_id: "keep".into(),
-            vip_ip: Some(ip4("80.0.0.1")),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&vip.status), 0);
-    let nat = c
-        .create_nat(CreateNatRequest {
-            interface_id: "keep".into(),
-            nat_ip: Some(ip4("80.0.0.2")),
-            min_port: 0,
-            max_port: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&nat.status), 0);
+    assert_eq!(svc(c.create_vip(vip_req("keep", "80.0.0.1")).await), 0);
+    assert_eq!(
+        svc(c.create_nat(nat_req("keep", "80.0.0.2", 0, 100)).await),
+        0
+    );
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
-    let rules = c
-        .list_firewall_rules(ListFirewallRulesRequest {
-            interface_id: "vm1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rules = ok(c.list_firewall_rules(list_rules_req("vm1")).await);
     assert!(rules.rules.is_empty());
 }
 
@@ -2382,25 +1531,16 @@ async fn capture_is_never_active() {
             spec: Some(captured_interface::Spec::VfName(b"vm1".to_vec())),
         }],
     };
-    let s = c
-        .capture_start(CaptureStartRequest {
-            capture_config: Some(cfg.clone()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&s.status), 211);
-    let st = c
-        .capture_stop(CaptureStopRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(code(&st.status), 211);
-    let status = c
-        .capture_status(CaptureStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!(
+        svc(c
+            .capture_start(CaptureStartRequest {
+                capture_config: Some(cfg.clone()),
+            })
+            .await),
+        211
+    );
+    assert_eq!(svc(c.capture_stop(CaptureStopRequest {}).await), 211);
+    let status = ok(c.capture_status(CaptureStatusRequest {}).await);
     assert_eq!((code(&status.status), status.is_active), (0, false));
     let mut bad = cfg;
     bad.udp_src_port = 70000;
@@ -2418,9 +1558,10 @@ async fn malformed_requests_are_rejected_and_leave_state_untouched() {
     let mut f = started().await;
     let c = &mut f.client;
     create_iface(c, "vm1", 100, "10.0.0.1", "net_tap2").await;
-    c.create_load_balancer(lb_req("lb1", 100, "70.0.0.1", &[(80, Protocol::Tcp)]))
-        .await
-        .unwrap();
+    ok(
+        c.create_load_balancer(lb_req("lb1", 100, "70.0.0.1", &[(80, Protocol::Tcp)]))
+            .await,
+    );
     let before = f.dp.counts();
     let c = &mut f.client;
     let long_id = "x".repeat(64);
@@ -2519,23 +1660,11 @@ async fn malformed_requests_are_rejected_and_leave_state_untouched() {
         "vip_ip.ipver",
     );
     assert_invalid(
-        c.create_nat(CreateNatRequest {
-            interface_id: "vm1".into(),
-            nat_ip: Some(ip4("1.1.1.1")),
-            min_port: 5,
-            max_port: 1,
-            ..Default::default()
-        })
-        .await,
+        c.create_nat(nat_req("vm1", "1.1.1.1", 5, 1)).await,
         "max_port",
     );
     assert_invalid(
-        c.create_prefix(CreatePrefixRequest {
-            interface_id: "vm1".into(),
-            prefix: Some(pfx("10.7.0.0", 1000)),
-            ..Default::default()
-        })
-        .await,
+        c.create_prefix(prefix_req("vm1", "10.7.0.0", 1000)).await,
         "prefix.length",
     );
     assert_invalid(
@@ -2626,11 +1755,7 @@ async fn status_service_counts_objects_per_kind() {
     let mut f = start().await;
     let mut status = StatusClient::new(f.channel.clone());
     // Not gated by Initialize: an idle dataplane can be inspected.
-    let idle = status
-        .counts(CountsRequest {})
-        .await
-        .expect("counts")
-        .into_inner();
+    let idle = ok(status.counts(CountsRequest {}).await);
     assert!(idle.counts.iter().all(|c| c.count == 0));
     f.client
         .initialize(InitializeRequest {})
@@ -2641,11 +1766,7 @@ async fn status_service_counts_objects_per_kind() {
         create_route(&mut f.client, 100, "10.9.0.0", 16, "fc00:2::1").await,
         0
     );
-    let counts = status
-        .counts(CountsRequest {})
-        .await
-        .expect("counts")
-        .into_inner();
+    let counts = ok(status.counts(CountsRequest {}).await);
     let get = |k: &str| counts.counts.iter().find(|c| c.kind == k).map(|c| c.count);
     assert_eq!(get("interfaces"), Some(1));
     assert_eq!(get("vnis"), Some(1));

@@ -95,6 +95,87 @@ pub fn code(s: &Option<pb::Status>) -> u32 {
     s.code
 }
 
+/// A dpservice response: every one carries the call's outcome in `status`.
+pub trait Coded {
+    fn status(&self) -> &Option<pb::Status>;
+
+    /// The status code, checked against its message (see [`code`]).
+    fn code(&self) -> u32 {
+        code(self.status())
+    }
+}
+
+macro_rules! coded {
+    ($($t:ty),* $(,)?) => {
+        $(impl Coded for $t {
+            fn status(&self) -> &Option<pb::Status> {
+                &self.status
+            }
+        })*
+    };
+}
+
+coded!(
+    CheckInitializedResponse,
+    InitializeResponse,
+    GetVersionResponse,
+    ListInterfacesResponse,
+    GetInterfaceResponse,
+    CreateInterfaceResponse,
+    DeleteInterfaceResponse,
+    ListPrefixesResponse,
+    CreatePrefixResponse,
+    DeletePrefixResponse,
+    ListLoadBalancerPrefixesResponse,
+    CreateLoadBalancerPrefixResponse,
+    DeleteLoadBalancerPrefixResponse,
+    CreateVipResponse,
+    GetVipResponse,
+    DeleteVipResponse,
+    CreateLoadBalancerResponse,
+    GetLoadBalancerResponse,
+    DeleteLoadBalancerResponse,
+    ListLoadBalancersResponse,
+    CreateLoadBalancerTargetResponse,
+    ListLoadBalancerTargetsResponse,
+    DeleteLoadBalancerTargetResponse,
+    CreateNatResponse,
+    GetNatResponse,
+    DeleteNatResponse,
+    CreateNeighborNatResponse,
+    DeleteNeighborNatResponse,
+    ListLocalNatsResponse,
+    ListNeighborNatsResponse,
+    ListRoutesResponse,
+    CreateRouteResponse,
+    DeleteRouteResponse,
+    CheckVniInUseResponse,
+    ResetVniResponse,
+    ListFirewallRulesResponse,
+    CreateFirewallRuleResponse,
+    GetFirewallRuleResponse,
+    DeleteFirewallRuleResponse,
+    CaptureStartResponse,
+    CaptureStopResponse,
+    CaptureStatusResponse,
+);
+
+/// The response message of a call that must succeed at the gRPC layer (its `status` may
+/// still carry a dpservice error); panics with the gRPC status otherwise.
+#[track_caller]
+pub fn ok<T>(r: Result<tonic::Response<T>, tonic::Status>) -> T {
+    match r {
+        Ok(r) => r.into_inner(),
+        Err(s) => panic!("gRPC call failed: {s:?}"),
+    }
+}
+
+/// The dpservice status code of a call that must succeed at the gRPC layer.
+#[track_caller]
+pub fn svc<T: Coded>(r: Result<tonic::Response<T>, tonic::Status>) -> u32 {
+    ok(r).code()
+}
+
 /// Asserts INVALID_ARGUMENT naming `field`.
 #[track_caller]
 pub fn assert_invalid<T: std::fmt::Debug>(
@@ -156,6 +237,59 @@ pub fn iface_req(id: &str, vni: u32, v4: &str, v6: &str, dev: &str) -> CreateInt
     }
 }
 
+/// Builders of requests that name one object by id.
+macro_rules! by_id {
+    ($($f:ident: $t:ident.$field:ident;)*) => {
+        $(pub fn $f(id: &str) -> $t {
+            $t { $field: id.into() }
+        })*
+    };
+}
+
+by_id! {
+    get_iface_req: GetInterfaceRequest.interface_id;
+    del_iface_req: DeleteInterfaceRequest.interface_id;
+    get_nat_req: GetNatRequest.interface_id;
+    del_nat_req: DeleteNatRequest.interface_id;
+    list_rules_req: ListFirewallRulesRequest.interface_id;
+    get_lb_req: GetLoadBalancerRequest.loadbalancer_id;
+    del_lb_req: DeleteLoadBalancerRequest.loadbalancer_id;
+}
+
+pub fn vip_req(id: &str, addr: &str) -> CreateVipRequest {
+    CreateVipRequest {
+        interface_id: id.into(),
+        vip_ip: Some(ip(addr)),
+        ..Default::default()
+    }
+}
+
+pub fn nat_req(id: &str, addr: &str, min_port: u32, max_port: u32) -> CreateNatRequest {
+    CreateNatRequest {
+        interface_id: id.into(),
+        nat_ip: Some(ip(addr)),
+        min_port,
+        max_port,
+        ..Default::default()
+    }
+}
+
+pub fn prefix_req(id: &str, addr: &str, len: u32) -> CreatePrefixRequest {
+    CreatePrefixRequest {
+        interface_id: id.into(),
+        prefix: Some(pfx(addr, len)),
+        ..Default::default()
+    }
+}
+
+pub fn lb_prefix_req(id: &str, addr: &str, len: u32) -> CreateLoadBalancerPrefixRequest {
+    CreateLoadBalancerPrefixRequest {
+        interface_id: id.into(),
+        prefix: Some(pfx(addr, len)),
+        ..Default::default()
+    }
+}
+
 pub async fn create_iface(
     c: &mut Client,
     id: &str,
@@ -163,11 +297,7 @@ pub async fn create_iface(
     v4: &str,
     dev: &str,
 ) -> CreateInterfaceResponse {
-    let r = c
-        .create_interface(iface_req(id, vni, v4, "::", dev))
-        .await
-        .expect("create_interface")
-        .into_inner();
+    let r = ok(c.create_interface(iface_req(id, vni, v4, "::", dev)).await);
     assert_eq!(code(&r.status), 0, "create_interface {id}");
     r
 }
@@ -182,35 +312,25 @@ pub fn route(addr: &str, len: u32, nh: &str, nh_vni: u32) -> Route {
 }
 
 pub async fn create_route(c: &mut Client, vni: u32, addr: &str, len: u32, nh: &str) -> u32 {
-    let r = c
+    svc(c
         .create_route(CreateRouteRequest {
             vni,
             route: Some(route(addr, len, nh, vni)),
         })
-        .await
-        .expect("create_route")
-        .into_inner();
-    code(&r.status)
+        .await)
 }
 
 pub async fn delete_route(c: &mut Client, vni: u32, addr: &str, len: u32) -> u32 {
-    let r = c
+    svc(c
         .delete_route(DeleteRouteRequest {
             vni,
             route: Some(route(addr, len, "::", 0)),
         })
-        .await
-        .expect("delete_route")
-        .into_inner();
-    code(&r.status)
+        .await)
 }
 
 pub async fn list_routes(c: &mut Client, vni: u32) -> (u32, Vec<String>) {
-    let r = c
-        .list_routes(ListRoutesRequest { vni })
-        .await
-        .expect("list_routes")
-        .into_inner();
+    let r = ok(c.list_routes(ListRoutesRequest { vni }).await);
     let routes = r
         .routes
         .iter()
@@ -229,14 +349,12 @@ pub async fn list_routes(c: &mut Client, vni: u32) -> (u32, Vec<String>) {
 }
 
 pub async fn vni_in_use(c: &mut Client, vni: u32) -> bool {
-    let r = c
+    let r = ok(c
         .check_vni_in_use(CheckVniInUseRequest {
             vni,
             r#type: VniType::VniIpv4 as i32,
         })
-        .await
-        .expect("check_vni_in_use")
-        .into_inner();
+        .await);
     assert_eq!(code(&r.status), 0);
     r.in_use
 }
