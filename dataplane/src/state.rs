@@ -175,16 +175,35 @@ fn prefix_msg(net: IpNet, underlay: Option<Ipv6Addr>) -> pb::Prefix {
     }
 }
 
+/// The optional `preferred_underlay_route` of a create request (empty: none), checked
+/// against the dataplane's own /64. One in use is refused later, by `Underlays::allocate`
+/// (VNF_INSERT), which checks it before it takes anything.
 fn preferred(
     underlays: &Underlays,
-    field: &str,
     raw: &[u8],
 ) -> std::result::Result<Option<Ipv6Addr>, InvalidArgument> {
+    const FIELD: &str = "preferred_underlay_route";
     if raw.is_empty() {
         return Ok(None);
     }
-    let addr = validate::ipv6_text(field, raw)?;
-    underlays.check_preferred(field, addr).map(Some)
+    let addr = validate::ipv6_text(FIELD, raw)?;
+    underlays.check_preferred(FIELD, addr).map(Some)
+}
+
+/// The address of a call that takes IPv4 only: BAD_IPVER otherwise.
+fn ipv4_only(ip: IpAddr) -> std::result::Result<Ipv4Addr, ServiceError> {
+    match ip {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(ServiceError::BadIpver),
+    }
+}
+
+/// The address of a call that takes IPv6 only: BAD_IPVER otherwise.
+fn ipv6_only(ip: IpAddr) -> std::result::Result<Ipv6Addr, ServiceError> {
+    match ip {
+        IpAddr::V6(a) => Ok(a),
+        IpAddr::V4(_) => Err(ServiceError::BadIpver),
+    }
 }
 
 fn overlaps(a: (u16, u16), b: (u16, u16)) -> bool {
@@ -334,6 +353,14 @@ impl State {
         self.interfaces.get(id).ok_or(ServiceError::NoVm)
     }
 
+    /// The route table of a VNI in use: NO_VNI otherwise.
+    fn routes_mut(&mut self, vni: u32) -> std::result::Result<&mut RouteTable, ServiceError> {
+        self.vnis
+            .get_mut(&vni)
+            .map(|v| &mut v.routes)
+            .ok_or(ServiceError::NoVni)
+    }
+
     fn iface_mut(&mut self, id: &str) -> std::result::Result<&mut Interface, ServiceError> {
         self.interfaces.get_mut(id).ok_or(ServiceError::NoVm)
     }
@@ -447,11 +474,7 @@ impl State {
             validate::required_text("pxe_config.boot_filename", &pxe.boot_filename)?;
         }
         validate::required_text("device_name", &req.device_name)?;
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
 
         if self.interfaces.contains_key(id.as_str()) {
             return Err(ServiceError::VmHandle.into());
@@ -598,11 +621,7 @@ impl State {
     ) -> Result<pb::CreatePrefixResponse> {
         let id = validate::id("interface_id", &req.interface_id)?;
         let (addr, len) = validate::route_prefix("prefix", req.prefix.as_ref())?;
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
         let iface = self.iface(&id)?;
         let net = routes::normalize(addr, len).map_err(|_| ServiceError::RouteInsert)?;
         let vni = iface.vni;
@@ -610,9 +629,6 @@ impl State {
         let table = &self.vnis.get(&vni).ok_or(ServiceError::NoVni)?.routes;
         if table.get(net).is_some() {
             return Err(ServiceError::RouteExists.into());
-        }
-        if let Some(p) = pref {
-            self.underlays.ensure_free(p)?;
         }
         let underlay = self.underlays.allocate(pref)?;
         if let Some(v) = self.vnis.get_mut(&vni) {
@@ -694,18 +710,11 @@ impl State {
     ) -> Result<pb::CreateLoadBalancerPrefixResponse> {
         let id = validate::id("interface_id", &req.interface_id)?;
         let (addr, len) = validate::route_prefix("prefix", req.prefix.as_ref())?;
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
         let iface = self.iface(&id)?;
         let net = routes::normalize(addr, len).map_err(|_| ServiceError::RouteInsert)?;
         if iface.lb_prefixes.contains_key(&net) {
             return Err(ServiceError::AlreadyExists.into());
-        }
-        if let Some(p) = pref {
-            self.underlays.ensure_free(p)?;
         }
         let underlay = self.underlays.allocate(pref)?;
         self.iface_mut(&id)?.lb_prefixes.insert(net, underlay);
@@ -749,23 +758,14 @@ impl State {
     pub fn create_vip(&mut self, req: pb::CreateVipRequest) -> Result<pb::CreateVipResponse> {
         let id = validate::id("interface_id", &req.interface_id)?;
         let ip = validate::ip_address("vip_ip", req.vip_ip.as_ref())?;
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
         let iface = self.iface(&id)?;
-        let IpAddr::V4(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv4_only(ip)?;
         if iface.vip.is_some() {
             return Err(ServiceError::SnatExists.into());
         }
         if self.dnat_taken(iface.vni, ip, true, true) {
             return Err(ServiceError::DnatExists.into());
-        }
-        if let Some(p) = pref {
-            self.underlays.ensure_free(p)?;
         }
         let underlay = self.underlays.allocate(pref)?;
         self.iface_mut(&id)?.vip = Some((ip, underlay));
@@ -805,15 +805,9 @@ impl State {
         let id = validate::id("interface_id", &req.interface_id)?;
         let ip = validate::ip_address("nat_ip", req.nat_ip.as_ref())?;
         let (min, max) = validate::port_slice(req.min_port, req.max_port)?;
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
         let iface = self.iface(&id)?;
-        let IpAddr::V4(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv4_only(ip)?;
         if iface.nat.is_some() {
             return Err(ServiceError::SnatExists.into());
         }
@@ -822,9 +816,6 @@ impl State {
         }
         if self.nat_slice_taken(iface.vni, ip, (min, max)) {
             return Err(ServiceError::AlreadyExists.into());
-        }
-        if let Some(p) = pref {
-            self.underlays.ensure_free(p)?;
         }
         let underlay = self.underlays.allocate(pref)?;
         self.iface_mut(&id)?.nat = Some(Nat {
@@ -906,9 +897,7 @@ impl State {
         let ip = validate::ip_address("nat_ip", req.nat_ip.as_ref())?;
         let (min, max) = validate::port_slice(req.min_port, req.max_port)?;
         let underlay = validate::ipv6_text("underlay_route", &req.underlay_route)?;
-        let IpAddr::V4(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv4_only(ip)?;
         if self.nat_slice_taken(req.vni, ip, (min, max)) {
             return Err(ServiceError::AlreadyExists.into());
         }
@@ -923,9 +912,7 @@ impl State {
     ) -> Result<pb::DeleteNeighborNatResponse> {
         let ip = validate::ip_address("nat_ip", req.nat_ip.as_ref())?;
         let (min, max) = validate::port_slice(req.min_port, req.max_port)?;
-        let IpAddr::V4(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv4_only(ip)?;
         self.neighbor_nats
             .remove(&(ip, req.vni, min, max))
             .ok_or(ServiceError::NotFound)?;
@@ -961,20 +948,11 @@ impl State {
 
     /// CreateRoute: an external route in a VNI's table.
     pub fn create_route(&mut self, req: pb::CreateRouteRequest) -> Result<pb::CreateRouteResponse> {
-        let route = req
-            .route
-            .as_ref()
-            .ok_or_else(|| InvalidArgument::new("route", "missing"))?;
+        let route = validate::present("route", req.route.as_ref())?;
         let (addr, len) = validate::route_prefix("route.prefix", route.prefix.as_ref())?;
         let nh = validate::ip_address("route.nexthop_address", route.nexthop_address.as_ref())?;
-        let table = &mut self
-            .vnis
-            .get_mut(&req.vni)
-            .ok_or(ServiceError::NoVni)?
-            .routes;
-        let IpAddr::V6(underlay) = nh else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let table = self.routes_mut(req.vni)?;
+        let underlay = ipv6_only(nh)?;
         let net = routes::normalize(addr, len).map_err(|_| ServiceError::RouteInsert)?;
         table
             .insert(
@@ -993,16 +971,9 @@ impl State {
 
     /// DeleteRoute.
     pub fn delete_route(&mut self, req: pb::DeleteRouteRequest) -> Result<pb::DeleteRouteResponse> {
-        let route = req
-            .route
-            .as_ref()
-            .ok_or_else(|| InvalidArgument::new("route", "missing"))?;
+        let route = validate::present("route", req.route.as_ref())?;
         let (addr, len) = validate::route_prefix("route.prefix", route.prefix.as_ref())?;
-        let table = &mut self
-            .vnis
-            .get_mut(&req.vni)
-            .ok_or(ServiceError::NoVni)?
-            .routes;
+        let table = self.routes_mut(req.vni)?;
         let net = routes::normalize(addr, len).map_err(|_| ServiceError::RouteNotFound)?;
         match table.get(net) {
             None => Err(ServiceError::RouteNotFound.into()),
@@ -1070,11 +1041,7 @@ impl State {
         if t != pb::VniType::VniBoth {
             return Err(ServiceError::WrongType.into());
         }
-        self.vnis
-            .get_mut(&req.vni)
-            .ok_or(ServiceError::NoVni)?
-            .routes
-            .clear_external();
+        self.routes_mut(req.vni)?.clear_external();
         Ok(pb::ResetVniResponse::default())
     }
 
@@ -1120,11 +1087,7 @@ impl State {
             }
             ports.push(entry);
         }
-        let pref = preferred(
-            &self.underlays,
-            "preferred_underlay_route",
-            &req.preferred_underlay_route,
-        )?;
+        let pref = preferred(&self.underlays, &req.preferred_underlay_route)?;
         if self.loadbalancers.contains_key(&id)
             || self
                 .loadbalancers
@@ -1132,9 +1095,6 @@ impl State {
                 .any(|lb| lb.vni == req.vni && lb.ip == ip)
         {
             return Err(ServiceError::AlreadyExists.into());
-        }
-        if let Some(p) = pref {
-            self.underlays.ensure_free(p)?;
         }
         let underlay = self.underlays.allocate(pref)?;
         self.vni_acquire(req.vni);
@@ -1214,9 +1174,7 @@ impl State {
         let id = validate::id("loadbalancer_id", &req.loadbalancer_id)?;
         let ip = validate::ip_address("target_ip", req.target_ip.as_ref())?;
         let lb = self.loadbalancers.get_mut(&id).ok_or(ServiceError::NoLb)?;
-        let IpAddr::V6(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv6_only(ip)?;
         if lb.targets.contains(&ip) {
             return Err(ServiceError::AlreadyExists.into());
         }
@@ -1235,9 +1193,7 @@ impl State {
         let id = validate::id("loadbalancer_id", &req.loadbalancer_id)?;
         let ip = validate::ip_address("target_ip", req.target_ip.as_ref())?;
         let lb = self.loadbalancers.get_mut(&id).ok_or(ServiceError::NoLb)?;
-        let IpAddr::V6(ip) = ip else {
-            return Err(ServiceError::BadIpver.into());
-        };
+        let ip = ipv6_only(ip)?;
         let pos = lb
             .targets
             .iter()
@@ -1277,9 +1233,7 @@ impl State {
         req: pb::CreateFirewallRuleRequest,
     ) -> Result<pb::CreateFirewallRuleResponse> {
         let id = validate::id("interface_id", &req.interface_id)?;
-        let rule = req
-            .rule
-            .ok_or_else(|| InvalidArgument::new("rule", "missing"))?;
+        let rule = validate::present("rule", req.rule)?;
         let rule_id = validate::id("rule.id", &rule.id)?;
         let src = validate::strict_prefix("rule.source_prefix", rule.source_prefix.as_ref())?;
         let dst =

@@ -58,12 +58,15 @@ pub fn ipv6_text(field: &str, raw: &[u8]) -> Result<Ipv6Addr> {
         .map_err(|_| InvalidArgument::new(field, "not an IPv6 address"))
 }
 
+/// A message field that must be present.
+pub fn present<T>(field: &str, msg: Option<T>) -> Result<T> {
+    msg.ok_or_else(|| InvalidArgument::new(field, "missing"))
+}
+
 /// An `IpAddress` message: the address text must match `ipver`. A missing message is treated
 /// like the real service treats it, as an IPv4 address with empty text, which is invalid.
 pub fn ip_address(field: &str, msg: Option<&pb::IpAddress>) -> Result<IpAddr> {
-    let Some(msg) = msg else {
-        return Err(InvalidArgument::new(field, "missing"));
-    };
+    let msg = present(field, msg)?;
     match pb::IpVersion::try_from(msg.ipver) {
         Ok(pb::IpVersion::Ipv4) => {
             ipv4_text(&format!("{field}.address"), &msg.address).map(IpAddr::V4)
@@ -81,9 +84,7 @@ pub fn ip_address(field: &str, msg: Option<&pb::IpAddress>) -> Result<IpAddr> {
 /// A prefix as the route calls take it: address and a length up to 255. Lengths past the
 /// family's width are a service error (ROUTE_INSERT), as on the real service, so they pass here.
 pub fn route_prefix(field: &str, msg: Option<&pb::Prefix>) -> Result<(IpAddr, u8)> {
-    let Some(msg) = msg else {
-        return Err(InvalidArgument::new(field, "missing"));
-    };
+    let msg = present(field, msg)?;
     let addr = ip_address(&format!("{field}.ip"), msg.ip.as_ref())?;
     let len = u8::try_from(msg.length)
         .map_err(|_| InvalidArgument::new(format!("{field}.length"), "must be at most 255"))?;
