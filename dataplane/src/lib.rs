@@ -21,7 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{DataplaneConfig, VfPort};
 pub use error::{CallError, InvalidArgument, ServiceError};
-pub use service::{DataplaneService, StatusService};
+pub use service::{DataplaneService, Reply, StatusService};
 pub use state::{Counts, State};
 
 /// Name under which the health service reports the dpservice API.

@@ -19,14 +19,21 @@ pub struct DataplaneService {
     state: Arc<Mutex<State>>,
 }
 
-/// A reply message with a `status` field.
-trait Reply: Default {
+/// A dpservice reply: every one carries the call's outcome in its `status` field. Public so
+/// that clients (the node daemon, the conformance tests) can read any reply's outcome alike.
+pub trait Reply: Default {
+    /// The outcome; `None` only in a malformed reply.
+    fn status(&self) -> Option<&pb::Status>;
+    /// Sets the outcome.
     fn set_status(&mut self, status: pb::Status);
 }
 
 macro_rules! replies {
     ($($t:ident),* $(,)?) => {
         $(impl Reply for pb::$t {
+            fn status(&self) -> Option<&pb::Status> {
+                self.status.as_ref()
+            }
             fn set_status(&mut self, status: pb::Status) {
                 self.status = Some(status);
             }

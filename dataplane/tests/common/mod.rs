@@ -95,70 +95,16 @@ pub fn code(s: &Option<pb::Status>) -> u32 {
     s.code
 }
 
-/// A dpservice response: every one carries the call's outcome in `status`.
+/// The status code of any dpservice response, checked against its message (see [`code`]).
 pub trait Coded {
-    fn status(&self) -> &Option<pb::Status>;
+    fn code(&self) -> u32;
+}
 
-    /// The status code, checked against its message (see [`code`]).
+impl<T: ferrinet_dataplane::Reply> Coded for T {
     fn code(&self) -> u32 {
-        code(self.status())
+        code(&self.status().cloned())
     }
 }
-
-macro_rules! coded {
-    ($($t:ty),* $(,)?) => {
-        $(impl Coded for $t {
-            fn status(&self) -> &Option<pb::Status> {
-                &self.status
-            }
-        })*
-    };
-}
-
-coded!(
-    CheckInitializedResponse,
-    InitializeResponse,
-    GetVersionResponse,
-    ListInterfacesResponse,
-    GetInterfaceResponse,
-    CreateInterfaceResponse,
-    DeleteInterfaceResponse,
-    ListPrefixesResponse,
-    CreatePrefixResponse,
-    DeletePrefixResponse,
-    ListLoadBalancerPrefixesResponse,
-    CreateLoadBalancerPrefixResponse,
-    DeleteLoadBalancerPrefixResponse,
-    CreateVipResponse,
-    GetVipResponse,
-    DeleteVipResponse,
-    CreateLoadBalancerResponse,
-    GetLoadBalancerResponse,
-    DeleteLoadBalancerResponse,
-    ListLoadBalancersResponse,
-    CreateLoadBalancerTargetResponse,
-    ListLoadBalancerTargetsResponse,
-    DeleteLoadBalancerTargetResponse,
-    CreateNatResponse,
-    GetNatResponse,
-    DeleteNatResponse,
-    CreateNeighborNatResponse,
-    DeleteNeighborNatResponse,
-    ListLocalNatsResponse,
-    ListNeighborNatsResponse,
-    ListRoutesResponse,
-    CreateRouteResponse,
-    DeleteRouteResponse,
-    CheckVniInUseResponse,
-    ResetVniResponse,
-    ListFirewallRulesResponse,
-    CreateFirewallRuleResponse,
-    GetFirewallRuleResponse,
-    DeleteFirewallRuleResponse,
-    CaptureStartResponse,
-    CaptureStopResponse,
-    CaptureStatusResponse,
-);
 
 /// The response message of a call that must succeed at the gRPC layer (its `status` may
 /// still carry a dpservice error); panics with the gRPC status otherwise.
