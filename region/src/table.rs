@@ -482,6 +482,19 @@ impl RouteTable {
         v
     }
 
+    /// Route count of every VNI that has routes, sorted by VNI: the status page's summary,
+    /// without materializing the routes.
+    pub fn vni_route_counts(&self) -> Vec<(u32, usize)> {
+        let mut v: Vec<(u32, usize)> = self
+            .vnis
+            .iter()
+            .filter(|(_, s)| !s.routes.is_empty())
+            .map(|(&vni, s)| (vni, s.routes.len()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Routes of a VNI with their owners (both sorted), for `/routes.json`.
     pub fn routes_of(&self, vni: u32) -> Vec<(Route, Vec<SessionId>)> {
         let mut v: Vec<(Route, Vec<SessionId>)> = self
@@ -920,6 +933,11 @@ mod tests {
             prop_assert_eq!(t.route_count(), m.owners.len());
             let vnis: BTreeSet<u32> = m.owners.keys().map(|r| r.vni).collect();
             prop_assert_eq!(t.vnis(), vnis.iter().copied().collect::<Vec<_>>());
+            let counts: Vec<(u32, usize)> = vnis
+                .iter()
+                .map(|&v| (v, m.owners.keys().filter(|r| r.vni == v).count()))
+                .collect();
+            prop_assert_eq!(t.vni_route_counts(), counts);
             for v in 0..VNIS {
                 let want: Vec<(Route, Vec<SessionId>)> = m
                     .owners

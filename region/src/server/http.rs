@@ -137,12 +137,7 @@ fn esc(s: &str) -> String {
 
 async fn status_page(State(s): State<HttpState>) -> Response {
     let sessions = ask(&s.table, ToTable::Sessions, TABLE_TIMEOUT).await;
-    let routes = ask(
-        &s.table,
-        |reply| ToTable::Routes { vni: None, reply },
-        TABLE_TIMEOUT,
-    )
-    .await;
+    let routes = ask(&s.table, ToTable::VniCounts, TABLE_TIMEOUT).await;
     let (Some(sessions), Some(routes)) = (sessions, routes) else {
         return unavailable();
     };
@@ -183,12 +178,10 @@ async fn status_page(State(s): State<HttpState>) -> Response {
         );
     }
     h.push_str("</table><h2>VNIs</h2><table><tr><th>VNI</th><th>routes</th></tr>");
-    for v in &routes.vnis {
+    for (vni, count) in &routes.vnis {
         let _ = write!(
             h,
-            "<tr><td><a href=\"/routes.json?vni={0}\">{0}</a></td><td>{1}</td></tr>",
-            v.vni,
-            v.routes.len()
+            "<tr><td><a href=\"/routes.json?vni={vni}\">{vni}</a></td><td>{count}</td></tr>"
         );
     }
     h.push_str("</table></body></html>\n");

@@ -133,6 +133,17 @@ pub enum ToTable {
     },
     /// `/sessions.json` and the status page.
     Sessions(oneshot::Sender<Vec<SessionView>>),
+    /// The status page's summary: routes per VNI, without the routes themselves.
+    VniCounts(oneshot::Sender<VniCounts>),
+}
+
+/// Route counts for the status page.
+#[derive(Debug, Clone, Serialize)]
+pub struct VniCounts {
+    /// Distinct routes in the whole table.
+    pub route_count: usize,
+    /// `(vni, routes)` of every VNI that has routes, sorted.
+    pub vnis: Vec<(u32, usize)>,
 }
 
 /// An owner of a route in `/routes.json`.
@@ -280,6 +291,12 @@ impl TableTask {
             }
             ToTable::Sessions(reply) => {
                 let _ = reply.send(self.sessions_view());
+            }
+            ToTable::VniCounts(reply) => {
+                let _ = reply.send(VniCounts {
+                    route_count: self.table.route_count(),
+                    vnis: self.table.vni_route_counts(),
+                });
             }
         }
     }
