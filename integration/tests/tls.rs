@@ -91,9 +91,28 @@ fn cli_client_establishes_over_tls_and_not_with_a_foreign_cert() -> anyhow::Resu
     let addr = server.tls.to_string();
     let ca = env.pki.ca();
     let (cert, key) = (env.pki.cert("node-a"), env.pki.key("node-a"));
-    let (st, _, err) = run_cli_client(&[
+    let (st, _, err) = cli_until_established(&addr, &ca, &cert, &key, "60")?;
+    assert!(st.success(), "client failed: {err}");
+    assert!(err.contains("established"), "{err}");
+
+    let (fcert, fkey) = (env.foreign.cert("node-a"), env.foreign.key("node-a"));
+    let (st, _, err) = cli_until_established(&addr, &ca, &fcert, &fkey, "3")?;
+    assert!(!st.success(), "foreign cert established: {err}");
+    assert!(err.contains("down"), "no failure reported: {err}");
+    Ok(())
+}
+
+/// Runs the CLI client over TLS until its session is established or `timeout` seconds pass.
+fn cli_until_established(
+    addr: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    timeout: &str,
+) -> anyhow::Result<(std::process::ExitStatus, String, String)> {
+    run_cli_client(&[
         "--server",
-        &addr,
+        addr,
         "--ca",
         ca.to_str().unwrap_or_default(),
         "--cert",
@@ -102,26 +121,6 @@ fn cli_client_establishes_over_tls_and_not_with_a_foreign_cert() -> anyhow::Resu
         key.to_str().unwrap_or_default(),
         "--exit-on-established",
         "--timeout",
-        "60",
-    ])?;
-    assert!(st.success(), "client failed: {err}");
-    assert!(err.contains("established"), "{err}");
-
-    let (fcert, fkey) = (env.foreign.cert("node-a"), env.foreign.key("node-a"));
-    let (st, _, err) = run_cli_client(&[
-        "--server",
-        &addr,
-        "--ca",
-        ca.to_str().unwrap_or_default(),
-        "--cert",
-        fcert.to_str().unwrap_or_default(),
-        "--key",
-        fkey.to_str().unwrap_or_default(),
-        "--exit-on-established",
-        "--timeout",
-        "3",
-    ])?;
-    assert!(!st.success(), "foreign cert established: {err}");
-    assert!(err.contains("down"), "no failure reported: {err}");
-    Ok(())
+        timeout,
+    ])
 }

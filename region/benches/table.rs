@@ -2,29 +2,13 @@
 //! table, subscribe snapshots and session removal. Run with
 //! `cargo bench -p ferrinet-region --bench table`.
 
+mod common;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use common::route;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use ferrinet_region::route::{NextHop, NextHopType, Route};
+use ferrinet_region::route::Route;
 use ferrinet_region::table::RouteTable;
-use ipnet::IpNet;
-
-const VNIS: u32 = 1_000;
-
-fn route(i: u32) -> Route {
-    Route {
-        vni: i % VNIS,
-        destination: IpNet::from(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))),
-        next_hop: NextHop {
-            address: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16),
-            target_vni: 0,
-            kind: NextHopType::Standard,
-            port_from: 0,
-            port_to: 0,
-        },
-    }
-}
 
 fn table_with(n: u32) -> RouteTable {
     let mut t = RouteTable::new();

@@ -2,15 +2,15 @@
 //! 1,000 VNIs and reports the growth of the process RSS. Run in release:
 //! `cargo run --release -p ferrinet-region --example table_memory`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[path = "../benches/common/mod.rs"]
+mod common;
 use std::time::Instant;
 
-use ferrinet_region::route::{NextHop, NextHopType, Route};
+use common::route;
+use ferrinet_region::route::Route;
 use ferrinet_region::table::RouteTable;
-use ipnet::IpNet;
 
 const ROUTES: u32 = 1_000_000;
-const VNIS: u32 = 1_000;
 
 /// Resident set size in bytes, from `/proc/self/statm` (Linux only; 0 elsewhere).
 fn rss_bytes() -> u64 {
@@ -22,21 +22,6 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0);
     // Page size is 4 KiB on the platforms we run on; avoids a libc dependency.
     pages * 4096
-}
-
-fn route(i: u32) -> Route {
-    Route {
-        vni: i % VNIS,
-        destination: IpNet::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 32)
-            .unwrap_or_default(),
-        next_hop: NextHop {
-            address: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16),
-            target_vni: 0,
-            kind: NextHopType::Standard,
-            port_from: 0,
-            port_to: 0,
-        },
-    }
 }
 
 fn main() {
