@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use ferrinet_region::client::TlsClient;
+use ferrinet_route_client::client::TlsClient;
 
 pub mod raw;
 pub mod watch;

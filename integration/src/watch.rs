@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ferrinet_region::client::{self, ClientConfig, ClientEvent, ClientHandle, ServerConfig};
 use ferrinet_region::route::{Action, Route};
+use ferrinet_route_client::client::{self, ClientConfig, ClientEvent, ClientHandle, ServerConfig};
 use tokio::sync::mpsc;
 
 use crate::WAIT;

@@ -4,8 +4,8 @@
 use ferrinet_integration::raw::RawConn;
 use ferrinet_integration::watch::Watched;
 use ferrinet_integration::{Env, RegionServer, ServerOpts};
-use ferrinet_region::client::ServerConfig;
 use ferrinet_region::route::Route;
+use ferrinet_route_client::client::ServerConfig;
 
 fn r(s: &str) -> Route {
     s.parse().expect("test route")

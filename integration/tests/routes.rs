@@ -7,8 +7,8 @@ use std::time::Duration;
 use ferrinet_integration::raw::RawConn;
 use ferrinet_integration::watch::Watched;
 use ferrinet_integration::{Env, RegionServer, ServerOpts, run_cli_client, spawn_cli_client};
-use ferrinet_region::client::ServerConfig;
 use ferrinet_region::route::{Action, Route};
+use ferrinet_route_client::client::ServerConfig;
 
 fn r(s: &str) -> Route {
     s.parse().expect("test route")

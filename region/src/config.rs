@@ -14,7 +14,10 @@ use std::time::Duration;
 use ipnet::Ipv6Net;
 use serde::Deserialize;
 
+pub use crate::server::CompatMode;
 use crate::server::authz::{Authz, Permission, Unlisted};
+use crate::server::{ServerConfig, ServerError};
+use crate::tls;
 
 /// Default TLS listener: loopback, so a development server is not reachable from outside.
 pub const DEFAULT_LISTEN: &str = "[::1]:4711";
@@ -97,14 +100,16 @@ pub struct ServerSection {
 }
 
 impl Default for ServerSection {
+    /// The server's own defaults, in the file's units.
     fn default() -> Self {
+        let d = ServerConfig::default();
         Self {
             listen: DEFAULT_LISTEN.into(),
-            keepalive_secs: 5,
-            max_sessions: 10_000,
-            queue_len: 4096,
-            handshake_timeout_secs: 10,
-            shutdown_grace_secs: 2,
+            keepalive_secs: d.keepalive.as_secs(),
+            max_sessions: d.max_sessions,
+            queue_len: d.queue_len,
+            handshake_timeout_secs: d.handshake_timeout.as_secs(),
+            shutdown_grace_secs: d.shutdown_grace.as_secs(),
         }
     }
 }
@@ -119,17 +124,6 @@ pub struct TlsSection {
     pub key: Option<PathBuf>,
     /// CA certificates (PEM) a client certificate must chain to.
     pub client_ca: Option<PathBuf>,
-}
-
-/// What a plaintext peer may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CompatMode {
-    /// Subscribe only; every UPDATE is refused and counted.
-    #[default]
-    ReadOnly,
-    /// Announce any route (metalbond's behaviour): only for networks you trust.
-    Trusted,
 }
 
 /// `[compat]`.
@@ -237,20 +231,8 @@ pub struct Settings {
     pub addresses: Addresses,
     /// Certificate files; `None` when none are configured (then the TLS listener cannot run).
     pub tls: Option<TlsPaths>,
-    /// Largest keepalive interval accepted.
-    pub keepalive: Duration,
-    /// Session limit.
-    pub max_sessions: usize,
-    /// Send queue items per session.
-    pub queue_len: usize,
-    /// TLS handshake limit.
-    pub handshake_timeout: Duration,
-    /// Flush time on shutdown.
-    pub shutdown_grace: Duration,
-    /// Plaintext peers' permission.
-    pub compat_mode: CompatMode,
-    /// TLS identities' permissions.
-    pub authz: Authz,
+    /// The server's settings, without TLS loaded yet (see [`Settings::server_config`]).
+    pub server: ServerConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -387,15 +369,36 @@ impl Config {
         Ok(Settings {
             addresses,
             tls,
-            keepalive: Duration::from_secs(s.keepalive_secs),
-            max_sessions: s.max_sessions,
-            queue_len: s.queue_len,
-            handshake_timeout: Duration::from_secs(s.handshake_timeout_secs),
-            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
-            compat_mode: self.compat.mode,
-            authz: self.authorization.validate()?,
+            server: ServerConfig {
+                tls: None,
+                keepalive: Duration::from_secs(s.keepalive_secs),
+                max_sessions: s.max_sessions,
+                queue_len: s.queue_len,
+                handshake_timeout: Duration::from_secs(s.handshake_timeout_secs),
+                shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+                compat_mode: self.compat.mode,
+                authz: self.authorization.validate()?,
+            },
             log_format: self.log.format,
             log_level: self.log.level.clone(),
+        })
+    }
+}
+
+impl Settings {
+    /// The server's configuration with the TLS files (if any) loaded.
+    pub fn server_config(&self) -> Result<ServerConfig, ServerError> {
+        let tls = match &self.tls {
+            Some(p) => Some(tls::server_config_from_files(
+                &p.cert,
+                &p.key,
+                &p.client_ca,
+            )?),
+            None => None,
+        };
+        Ok(ServerConfig {
+            tls,
+            ..self.server.clone()
         })
     }
 }
@@ -455,8 +458,8 @@ mod tests {
         assert_eq!(s.addresses.tls, Some("[::1]:4711".parse().unwrap()));
         assert_eq!(s.addresses.compat, None);
         assert_eq!(s.addresses.http, Some("127.0.0.1:4712".parse().unwrap()));
-        assert_eq!(s.keepalive, Duration::from_secs(5));
-        assert_eq!(s.compat_mode, CompatMode::ReadOnly);
+        assert_eq!(s.server.keepalive, Duration::from_secs(5));
+        assert_eq!(s.server.compat_mode, CompatMode::ReadOnly);
         assert!(s.tls.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
     }
@@ -496,16 +499,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.addresses.http, None);
-        assert_eq!(s.compat_mode, CompatMode::Trusted);
-        assert_eq!(s.max_sessions, 3);
+        assert_eq!(s.server.compat_mode, CompatMode::Trusted);
+        assert_eq!(s.server.max_sessions, 3);
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(
-            s.authz
+            s.server
+                .authz
                 .permission("node-a")
                 .unwrap()
                 .allows("fd00:1::5".parse().unwrap())
         );
-        assert!(s.authz.permission("node-b").is_none());
+        assert!(s.server.authz.permission("node-b").is_none());
     }
 
     #[test]

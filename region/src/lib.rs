@@ -1,14 +1,15 @@
-//! ferrinet region: route distribution between nodes, wire-compatible with metalbond v1.
+//! ferrinet region: the route server that distributes routes between nodes, wire-compatible
+//! with metalbond v1.
 //!
-//! Protocol logic is free of I/O: [`route`] (validated routes), [`session`] (the session state
-//! machine). The daemon and the client are thin layers of tasks around them.
+//! Layering, imports pointing one way only: the `ferrinet-region` binary's commands ->
+//! [`config`] (the TOML file, validated into the server's own types) -> [`server`] (tasks,
+//! HTTP, metrics) -> [`table`] and the protocol modules of `ferrinet-route-client`
+//! ([`route`], [`session`], [`conn`]), which nodes use without the server.
 
 pub mod certs;
-pub mod client;
 pub mod config;
-pub mod conn;
-pub mod route;
 pub mod server;
-pub mod session;
 pub mod table;
 pub mod tls;
+
+pub use ferrinet_route_client::{conn, route, session};

@@ -1,124 +1,40 @@
-//! TLS 1.3 configurations (rustls, ring provider) from PEM files, and the peer identity.
+//! Server-side TLS: the TLS 1.3 server configuration that requires and verifies client
+//! certificates, and the peer identity taken from a verified certificate.
 //!
-//! The server requires a client certificate chaining to the configured CA (mutual
-//! authentication). A client's identity is the first DNS or URI subject alternative name of its
-//! certificate: that is what `[[authorization.node]] identity` matches.
+//! PEM loading and the client configuration live in [`ferrinet_route_client::tls`] (re-exported
+//! here) because nodes need them without the server. A client's identity is the first DNS or URI
+//! subject alternative name of its certificate: that is what `[[authorization.node]] identity`
+//! matches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use rustls::RootCertStore;
-use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// A TLS setup that cannot be built, or a peer certificate without identity.
+pub use ferrinet_route_client::tls::*;
+
+/// A server TLS setup that cannot be built, or a peer certificate without identity.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A PEM file is missing, unreadable or holds nothing of the wanted kind.
-    #[error("cannot read {what} from {path}")]
-    Pem {
-        /// "certificates" or "private key".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    /// The PEM text given in memory is not valid.
-    #[error("invalid {what} PEM")]
-    PemText {
-        /// What it should hold.
-        what: &'static str,
-        /// Why.
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    /// A CA certificate is not a usable trust anchor.
-    #[error("CA certificate is not a usable trust anchor")]
-    TrustAnchor(#[source] rustls::Error),
+pub enum ServerTlsError {
+    /// Loading certificates or building the rustls configuration failed.
+    #[error(transparent)]
+    Setup(#[from] TlsError),
     /// The client verifier cannot be built (no trust anchors).
     #[error("cannot build the client certificate verifier")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-    /// rustls refused the certificate/key pair or the protocol setup.
-    #[error("rustls refused the configuration")]
-    Rustls(#[from] rustls::Error),
-    /// The server name for a client connection is not a DNS name or an IP address.
-    #[error("invalid server name {0:?}")]
-    ServerName(String),
     /// The peer sent no certificate.
     #[error("peer presented no certificate")]
     NoPeerCertificate,
     /// The peer certificate cannot be parsed.
-    #[error("cannot parse peer certificate: {0}")]
-    BadCertificate(String),
+    #[error("cannot parse peer certificate")]
+    BadCertificate(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// The peer certificate's extensions cannot be parsed.
+    #[error("cannot parse peer certificate extensions")]
+    BadExtension(#[source] x509_parser::error::X509Error),
     /// The peer certificate has no DNS or URI subject alternative name.
     #[error("peer certificate has no DNS or URI subject alternative name to identify it")]
     NoIdentity,
-}
-
-/// The ring crypto provider, installed explicitly rather than process-wide.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Certificates from a PEM file.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |source| TlsError::Pem {
-        what: "certificates",
-        path: path.to_owned(),
-        source,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    if certs.is_empty() {
-        return Err(err(rustls_pki_types::pem::Error::NoItemsFound));
-    }
-    Ok(certs)
-}
-
-/// The first private key of a PEM file.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
-        what: "private key",
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Certificates from PEM text.
-pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |source| TlsError::PemText {
-        what: "certificate",
-        source,
-    };
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    if certs.is_empty() {
-        return Err(err(rustls_pki_types::pem::Error::NoItemsFound));
-    }
-    Ok(certs)
-}
-
-/// A private key from PEM text.
-pub fn key_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|source| TlsError::PemText {
-        what: "private key",
-        source,
-    })
-}
-
-fn roots(ca: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for c in ca {
-        roots.add(c).map_err(TlsError::TrustAnchor)?;
-    }
-    Ok(Arc::new(roots))
 }
 
 /// Server configuration from in-memory certificates: TLS 1.3 only, client certificate required
@@ -127,14 +43,16 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_ca: Vec<CertificateDer<'static>>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
     let provider = provider();
     let verifier =
         WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider.clone()).build()?;
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::from)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_single_cert(chain, key)
+        .map_err(TlsError::from)?;
     Ok(Arc::new(cfg))
 }
 
@@ -143,57 +61,23 @@ pub fn server_config_from_files(
     cert: &Path,
     key: &Path,
     client_ca: &Path,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
     server_config(load_certs(cert)?, load_key(key)?, load_certs(client_ca)?)
 }
 
-/// Client configuration: TLS 1.3 only, the server verified against `ca`, and this node's
-/// certificate presented when `identity` is given (ferrinet servers require it).
-pub fn client_config(
-    ca: Vec<CertificateDer<'static>>,
-    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(ca)?);
-    let cfg = match identity {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
-        None => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(cfg))
-}
-
-/// Client configuration from PEM files.
-pub fn client_config_from_files(
-    ca: &Path,
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let identity = match (cert, key) {
-        (Some(c), Some(k)) => Some((load_certs(c)?, load_key(k)?)),
-        _ => None,
-    };
-    client_config(load_certs(ca)?, identity)
-}
-
-/// The TLS server name for `host` (a DNS name or an IP address).
-pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
-    ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
-}
-
 /// The identity of a verified peer: the first DNS or URI SAN of its end-entity certificate.
-pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Result<String, TlsError> {
+pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Result<String, ServerTlsError> {
     use x509_parser::extensions::GeneralName;
 
     let der = certs
         .and_then(|c| c.first())
-        .ok_or(TlsError::NoPeerCertificate)?;
+        .ok_or(ServerTlsError::NoPeerCertificate)?;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
-        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+        .map_err(ServerTlsError::BadCertificate)?;
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| TlsError::BadCertificate(e.to_string()))?
-        .ok_or(TlsError::NoIdentity)?;
+        .map_err(ServerTlsError::BadExtension)?
+        .ok_or(ServerTlsError::NoIdentity)?;
     san.value
         .general_names
         .iter()
@@ -201,7 +85,7 @@ pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Result<String, Tls
             GeneralName::DNSName(s) | GeneralName::URI(s) => Some((*s).to_owned()),
             _ => None,
         })
-        .ok_or(TlsError::NoIdentity)
+        .ok_or(ServerTlsError::NoIdentity)
 }
 
 #[cfg(test)]
@@ -222,11 +106,11 @@ mod tests {
         assert_eq!(peer_identity(Some(&c)).unwrap(), "spiffe://region/node-b");
         assert!(matches!(
             peer_identity(None),
-            Err(TlsError::NoPeerCertificate)
+            Err(ServerTlsError::NoPeerCertificate)
         ));
         assert!(matches!(
             peer_identity(Some(&[CertificateDer::from(vec![1u8, 2, 3])])),
-            Err(TlsError::BadCertificate(_))
+            Err(ServerTlsError::BadCertificate(_))
         ));
     }
 
@@ -239,7 +123,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             peer_identity(Some(&[cert.der().clone()])),
-            Err(TlsError::NoIdentity)
+            Err(ServerTlsError::NoIdentity)
         ));
     }
 

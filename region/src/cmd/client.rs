@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ferrinet_region::client::{
-    self, ClientConfig, ClientEvent, RouteEvent, ServerConfig, ServerState, TlsClient,
-};
 use ferrinet_region::route::{Action, Route};
 use ferrinet_region::tls;
+use ferrinet_route_client::client::{
+    self, ClientConfig, ClientEvent, RouteEvent, ServerConfig, ServerState, TlsClient,
+};
 
 /// Options of `ferrinet-region client`.
 #[derive(clap::Args, Debug)]

@@ -124,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .as_deref()
             .is_some_and(|d| !certs::ca_exists(d));
         if !certs_pending {
-            ServerConfig::from_settings(&s)?;
+            s.server_config()?;
         }
         if s.addresses.tls.is_some() && s.tls.is_none() && !certs_pending {
             return Err(server::ServerError::NoTls.into());
@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.dev_certs {
         dev_certs(dir)?;
     }
-    let cfg = ServerConfig::from_settings(&s)?;
+    let cfg = s.server_config()?;
     if s.addresses.tls.is_some() && cfg.tls.is_none() {
         return Err(server::ServerError::NoTls.into());
     }

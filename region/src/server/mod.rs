@@ -42,8 +42,7 @@ use self::authz::{Authz, Permission};
 use self::metrics::Metrics;
 use self::peer::PeerCtx;
 use self::table_task::Listener;
-use crate::config::{CompatMode, ServerSection, Settings};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, ServerTlsError};
 
 /// Listening sockets, bound by the caller; `None` turns a listener off.
 #[derive(Debug, Default)]
@@ -56,8 +55,20 @@ pub struct Listeners {
     pub http: Option<TcpListener>,
 }
 
-/// Everything the running server needs, validated and loaded.
-#[derive(Clone)]
+/// What a plaintext peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompatMode {
+    /// Subscribe only; every UPDATE is refused and counted.
+    #[default]
+    ReadOnly,
+    /// Announce any route (metalbond's behaviour): only for networks you trust.
+    Trusted,
+}
+
+/// Everything the running server needs, validated and loaded. The defaults are the documented
+/// defaults of the config file (`config::ServerSection` derives its defaults from these).
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// TLS setup; required when a TLS listener is given.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -77,42 +88,27 @@ pub struct ServerConfig {
     pub authz: Authz,
 }
 
-impl ServerConfig {
-    /// Loads the TLS files named in `s` (if any).
-    pub fn from_settings(s: &Settings) -> Result<Self, ServerError> {
-        let tls = match &s.tls {
-            Some(p) => Some(tls::server_config_from_files(
-                &p.cert,
-                &p.key,
-                &p.client_ca,
-            )?),
-            None => None,
-        };
-        Ok(Self {
-            tls,
-            keepalive: s.keepalive,
-            max_sessions: s.max_sessions,
-            queue_len: s.queue_len,
-            handshake_timeout: s.handshake_timeout,
-            shutdown_grace: s.shutdown_grace,
-            compat_mode: s.compat_mode,
-            authz: s.authz.clone(),
-        })
-    }
-
-    /// The `[server]` defaults of the config file, without TLS and with plaintext peers trusted:
-    /// for tests and embedding. Derived from the config defaults so the two cannot drift apart.
-    pub fn plaintext_trusted() -> Self {
-        let d = ServerSection::default();
+impl Default for ServerConfig {
+    fn default() -> Self {
         Self {
             tls: None,
-            keepalive: Duration::from_secs(d.keepalive_secs),
-            max_sessions: d.max_sessions,
-            queue_len: d.queue_len,
-            handshake_timeout: Duration::from_secs(d.handshake_timeout_secs),
-            shutdown_grace: Duration::from_secs(d.shutdown_grace_secs),
-            compat_mode: CompatMode::Trusted,
+            keepalive: Duration::from_secs(5),
+            max_sessions: 10_000,
+            queue_len: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+            compat_mode: CompatMode::ReadOnly,
             authz: Authz::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults without TLS and with plaintext peers trusted: for tests and embedding.
+    pub fn plaintext_trusted() -> Self {
+        Self {
+            compat_mode: CompatMode::Trusted,
+            ..Self::default()
         }
     }
 }
@@ -127,7 +123,7 @@ pub enum ServerError {
     NoTls,
     /// The TLS setup cannot be built.
     #[error("cannot set up TLS")]
-    Tls(#[from] TlsError),
+    Tls(#[from] ServerTlsError),
     /// The HTTP server failed.
     #[error("http server failed")]
     Http(#[source] std::io::Error),

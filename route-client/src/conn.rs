@@ -10,8 +10,8 @@
 //! a slow peer then only ever blocks its own writer.
 //!
 //! ```no_run
-//! # async fn demo(stream: tokio::net::TcpStream) -> Result<(), ferrinet_region::conn::ConnError> {
-//! use ferrinet_region::conn::{FrameReader, Outbound, write_loop};
+//! # async fn demo(stream: tokio::net::TcpStream) -> Result<(), ferrinet_route_client::conn::ConnError> {
+//! use ferrinet_route_client::conn::{FrameReader, Outbound, write_loop};
 //! let (rd, wr) = tokio::io::split(stream);
 //! let (tx, rx) = tokio::sync::mpsc::channel::<Outbound>(1024);
 //! let writer = tokio::spawn(write_loop(wr, rx, |_bytes| {}));
