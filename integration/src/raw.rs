@@ -138,6 +138,7 @@ impl RawConn {
         self.send(&Message::Hello(Hello {
             keepalive_interval: keepalive,
             is_server: false,
+            ferrinet_extensions: 0,
         }))
         .await?;
         match self.recv().await? {

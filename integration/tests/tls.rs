@@ -76,6 +76,7 @@ async fn plaintext_on_the_tls_listener_is_closed() -> anyhow::Result<()> {
         ferrinet_proto::route::Hello {
             keepalive_interval: 5,
             is_server: false,
+            ferrinet_extensions: 0,
         },
     ))
     .await?;

@@ -8,7 +8,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use prost::Message as _;
 
-use crate::route::{Hello, Subscription, Update};
+use crate::route::{EndOfSnapshot, Hello, Subscription, Update};
 
 /// The only protocol version.
 pub const VERSION: u8 = 1;
@@ -34,6 +34,9 @@ pub enum MessageType {
     Unsubscribe = 4,
     /// Route ADD or REMOVE.
     Update = 5,
+    /// ferrinet extension: the snapshot of a VNI is complete. Only ever sent to a peer that
+    /// negotiated it in HELLO; far from v1's numbers so a future v1 type cannot collide.
+    EndOfSnapshot = 100,
 }
 
 impl MessageType {
@@ -45,6 +48,7 @@ impl MessageType {
             3 => Self::Subscribe,
             4 => Self::Unsubscribe,
             5 => Self::Update,
+            100 => Self::EndOfSnapshot,
             _ => return None,
         })
     }
@@ -57,6 +61,7 @@ impl MessageType {
             Self::Subscribe => "subscribe",
             Self::Unsubscribe => "unsubscribe",
             Self::Update => "update",
+            Self::EndOfSnapshot => "end-of-snapshot",
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum Message {
     Unsubscribe(Subscription),
     /// UPDATE.
     Update(Update),
+    /// END_OF_SNAPSHOT (ferrinet extension).
+    EndOfSnapshot(EndOfSnapshot),
 }
 
 impl Message {
@@ -85,6 +92,7 @@ impl Message {
             Self::Subscribe(_) => MessageType::Subscribe,
             Self::Unsubscribe(_) => MessageType::Unsubscribe,
             Self::Update(_) => MessageType::Update,
+            Self::EndOfSnapshot(_) => MessageType::EndOfSnapshot,
         }
     }
 
@@ -94,6 +102,7 @@ impl Message {
             Self::Keepalive => 0,
             Self::Subscribe(m) | Self::Unsubscribe(m) => m.encoded_len(),
             Self::Update(m) => m.encoded_len(),
+            Self::EndOfSnapshot(m) => m.encoded_len(),
         }
     }
 }
@@ -152,6 +161,7 @@ pub fn encode(msg: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
         Message::Keepalive => {}
         Message::Subscribe(m) | Message::Unsubscribe(m) => m.encode_raw(dst),
         Message::Update(m) => m.encode_raw(dst),
+        Message::EndOfSnapshot(m) => m.encode_raw(dst),
     }
     Ok(())
 }
@@ -226,6 +236,9 @@ pub fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Message, Fram
             Message::Unsubscribe(Subscription::decode(payload).map_err(err)?)
         }
         MessageType::Update => Message::Update(Update::decode(payload).map_err(err)?),
+        MessageType::EndOfSnapshot => {
+            Message::EndOfSnapshot(EndOfSnapshot::decode(payload).map_err(err)?)
+        }
     })
 }
 
@@ -257,6 +270,7 @@ mod tests {
                 Message::Hello(Hello {
                     keepalive_interval: 3,
                     is_server: false,
+                    ferrinet_extensions: 0,
                 }),
             ),
             (
@@ -264,12 +278,47 @@ mod tests {
                 Message::Hello(Hello {
                     keepalive_interval: 3,
                     is_server: true,
+                    ferrinet_extensions: 0,
                 }),
             ),
             (&[0x01, 0x00, 0x00, 0x02], Message::Keepalive),
             (
                 &[0x01, 0x00, 0x02, 0x03, 0x08, 0x17],
                 Message::Subscribe(Subscription { vni: 23 }),
+            ),
+        ];
+        for (bytes, msg) in cases {
+            assert_eq!(encode_to_vec(&msg).unwrap(), bytes, "{msg:?}");
+            assert_eq!(decode_all(bytes).unwrap(), vec![msg]);
+        }
+    }
+
+    // The ferrinet extension: field 1000 has the two-byte key 0xc0 0x3e (1000 << 3 = 8000 as a
+    // varint), and END_OF_SNAPSHOT is frame type 100 (0x64).
+    #[test]
+    fn extension_bytes_round_trip() {
+        let cases: [(&[u8], Message); 3] = [
+            (
+                &[0x01, 0x00, 0x05, 0x01, 0x08, 0x03, 0xc0, 0x3e, 0x01],
+                Message::Hello(Hello {
+                    keepalive_interval: 3,
+                    is_server: false,
+                    ferrinet_extensions: 1,
+                }),
+            ),
+            (
+                &[
+                    0x01, 0x00, 0x07, 0x01, 0x08, 0x03, 0x10, 0x01, 0xc0, 0x3e, 0x01,
+                ],
+                Message::Hello(Hello {
+                    keepalive_interval: 3,
+                    is_server: true,
+                    ferrinet_extensions: 1,
+                }),
+            ),
+            (
+                &[0x01, 0x00, 0x02, 0x64, 0x08, 0x17],
+                Message::EndOfSnapshot(EndOfSnapshot { vni: 23 }),
             ),
         ];
         for (bytes, msg) in cases {
@@ -364,13 +413,15 @@ mod tests {
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u32>(), any::<bool>()).prop_map(|(k, s)| Message::Hello(Hello {
+            (any::<u32>(), any::<bool>(), any::<u32>()).prop_map(|(k, s, x)| Message::Hello(Hello {
                 keepalive_interval: k,
-                is_server: s
+                is_server: s,
+                ferrinet_extensions: x,
             })),
             Just(Message::Keepalive),
             any::<u32>().prop_map(|vni| Message::Subscribe(Subscription { vni })),
             any::<u32>().prop_map(|vni| Message::Unsubscribe(Subscription { vni })),
+            any::<u32>().prop_map(|vni| Message::EndOfSnapshot(EndOfSnapshot { vni })),
             arb_update(),
         ]
     }
@@ -409,7 +460,7 @@ mod tests {
         }
 
         #[test]
-        fn header_then_garbage_never_panics(kind in 0u8..8, payload in prop::collection::vec(any::<u8>(), 0..1188)) {
+        fn header_then_garbage_never_panics(kind in prop_oneof![0u8..8, 98u8..102], payload in prop::collection::vec(any::<u8>(), 0..1188)) {
             let mut buf = BytesMut::new();
             buf.put_u8(1);
             buf.put_u16(payload.len() as u16);

@@ -262,6 +262,7 @@ async fn connect(server: &BenchServer) -> anyhow::Result<Stream> {
     let hello = Message::Hello(Hello {
         keepalive_interval: 3600,
         is_server: false,
+        ferrinet_extensions: 0,
     });
     s.write_all(&frame::encode_to_vec(&hello)?).await?;
     s.flush().await?;

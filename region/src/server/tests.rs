@@ -146,11 +146,13 @@ impl<S: AsyncRead + AsyncWrite> Peer<S> {
         self.send(Message::Hello(Hello {
             keepalive_interval: 3,
             is_server: false,
+            ferrinet_extensions: 0,
         }))
         .await;
         self.expect(Message::Hello(Hello {
             keepalive_interval: 3,
             is_server: true,
+            ferrinet_extensions: 0,
         }))
         .await;
         self.send(Message::Keepalive).await;
@@ -419,6 +421,7 @@ async fn session_limit_refuses_extra_connections() {
     b.send(Message::Hello(Hello {
         keepalive_interval: 3,
         is_server: false,
+        ferrinet_extensions: 0,
     }))
     .await;
     assert_eq!(b.next().await, None);
