@@ -20,8 +20,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{DataplaneConfig, VfPort};
-pub use error::{CallError, InvalidArgument, ServiceError};
-pub use service::{DataplaneService, Reply, StatusService};
+pub use error::{CallError, InvalidArgument};
+pub use ferrinet_proto::dpservice_status::{Reply, ReplyError, ServiceError};
+pub use service::{DataplaneService, StatusService};
 pub use state::{Counts, State};
 
 /// Name under which the health service reports the dpservice API.

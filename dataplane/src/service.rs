@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ferrinet_proto::dataplane_status::v1 as status_pb;
 use ferrinet_proto::dpservice::v1 as pb;
 use ferrinet_proto::dpservice::v1::dpd_kironcore_server::DpdKironcore;
+use ferrinet_proto::dpservice_status::success_status;
 use tonic::{Request, Response, Status};
 
 use crate::config::{ConfigError, DataplaneConfig};
@@ -14,77 +15,19 @@ use crate::error::CallError;
 use crate::state::{Counts, State};
 
 /// The dpservice API served from an in-memory [`State`]; cheap to clone (shared state).
+///
+/// Every clone is the same dataplane: keep one when handing another to [`crate::serve_service`]
+/// to inspect the served state or [`restart`](Self::restart) it in-process.
 #[derive(Debug, Clone)]
 pub struct DataplaneService {
     state: Arc<Mutex<State>>,
+    // A restart rebuilds the state from the same configuration, as a restarted process would.
+    config: Arc<DataplaneConfig>,
 }
 
-/// A dpservice reply: every one carries the call's outcome in its `status` field. Public so
-/// that clients (the node daemon, the conformance tests) can read any reply's outcome alike.
-pub trait Reply: Default {
-    /// The outcome; `None` only in a malformed reply.
-    fn status(&self) -> Option<&pb::Status>;
-    /// Sets the outcome.
-    fn set_status(&mut self, status: pb::Status);
-}
-
-macro_rules! replies {
-    ($($t:ident),* $(,)?) => {
-        $(impl Reply for pb::$t {
-            fn status(&self) -> Option<&pb::Status> {
-                self.status.as_ref()
-            }
-            fn set_status(&mut self, status: pb::Status) {
-                self.status = Some(status);
-            }
-        })*
-    };
-}
-
-replies!(
-    CheckInitializedResponse,
-    InitializeResponse,
-    GetVersionResponse,
-    ListInterfacesResponse,
-    GetInterfaceResponse,
-    CreateInterfaceResponse,
-    DeleteInterfaceResponse,
-    ListPrefixesResponse,
-    CreatePrefixResponse,
-    DeletePrefixResponse,
-    ListLoadBalancerPrefixesResponse,
-    CreateLoadBalancerPrefixResponse,
-    DeleteLoadBalancerPrefixResponse,
-    CreateVipResponse,
-    GetVipResponse,
-    DeleteVipResponse,
-    CreateLoadBalancerResponse,
-    GetLoadBalancerResponse,
-    DeleteLoadBalancerResponse,
-    ListLoadBalancersResponse,
-    CreateLoadBalancerTargetResponse,
-    ListLoadBalancerTargetsResponse,
-    DeleteLoadBalancerTargetResponse,
-    CreateNatResponse,
-    GetNatResponse,
-    DeleteNatResponse,
-    ListLocalNatsResponse,
-    CreateNeighborNatResponse,
-    DeleteNeighborNatResponse,
-    ListNeighborNatsResponse,
-    ListRoutesResponse,
-    CreateRouteResponse,
-    DeleteRouteResponse,
-    CheckVniInUseResponse,
-    ResetVniResponse,
-    ListFirewallRulesResponse,
-    CreateFirewallRuleResponse,
-    GetFirewallRuleResponse,
-    DeleteFirewallRuleResponse,
-    CaptureStartResponse,
-    CaptureStopResponse,
-    CaptureStatusResponse,
-);
+/// Replies are part of the API, so the trait lives in [`ferrinet_proto::dpservice_status`];
+/// re-exported here for existing users.
+pub use ferrinet_proto::dpservice_status::Reply;
 
 impl DataplaneService {
     /// A dataplane with fresh state (uninitialized, new UUID).
@@ -92,7 +35,28 @@ impl DataplaneService {
         config.validate()?;
         Ok(Self {
             state: Arc::new(Mutex::new(State::new(config))),
+            config: Arc::new(config.clone()),
         })
+    }
+
+    /// Simulates a restart of the dataplane process without touching the listener: the state
+    /// is replaced by a fresh one built from the same configuration, so afterwards there is a
+    /// new UUID, no objects at all (interfaces, routes, VNIs, NATs, LBs, ...), and every call
+    /// but `Initialize` answers ABORTED until `Initialize` is called again, exactly as after a
+    /// fresh start. Returns the new UUID.
+    ///
+    /// Calls are atomic with respect to the restart: each one sees either the old state or the
+    /// new one. Unlike a real restart, open connections survive, so a client notices the
+    /// restart only through ABORTED or a changed UUID, which is how dpservice clients are
+    /// meant to detect it anyway.
+    pub fn restart(&self) -> String {
+        let fresh = State::new(&self.config);
+        let new_uuid = fresh.uuid().to_string();
+        // The old state is dropped after the lock is released: freeing a large one takes a
+        // while and calls need not wait for it.
+        let old = std::mem::replace(&mut *self.lock(), fresh);
+        tracing::info!(old_uuid = old.uuid(), new_uuid = %new_uuid, "dataplane restarted");
+        new_uuid
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -116,7 +80,7 @@ impl DataplaneService {
         f(&self.lock())
     }
 
-    fn handle<Req: Debug, Resp: Reply>(
+    fn handle<Req: Debug, Resp: Reply + Default>(
         &self,
         rpc: &'static str,
         gated: bool,
@@ -135,19 +99,13 @@ impl DataplaneService {
         match result {
             Ok(mut reply) => {
                 tracing::debug!(rpc, code = 0, "reply");
-                reply.set_status(pb::Status {
-                    code: 0,
-                    message: "Success".to_string(),
-                });
+                reply.set_status(success_status());
                 Ok(Response::new(reply))
             }
             Err(CallError::Service(e)) => {
                 tracing::debug!(rpc, code = e.code(), error = e.name(), "reply");
                 let mut reply = Resp::default();
-                reply.set_status(pb::Status {
-                    code: e.code(),
-                    message: e.name().to_string(),
-                });
+                reply.set_status(e.to_status());
                 Ok(Response::new(reply))
             }
             Err(CallError::Invalid(e)) => {

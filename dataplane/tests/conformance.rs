@@ -11,43 +11,25 @@ use std::net::Ipv6Addr;
 async fn initialization_gate_and_uuid() {
     let mut f = start().await;
     let c = &mut f.client;
-    let aborted = |r: Result<_, tonic::Status>| match r {
-        Err(s) if s.code() == tonic::Code::Aborted => assert_eq!(s.message(), "not initialized"),
-        other => panic!("expected ABORTED, got {other:?}"),
-    };
-    aborted(
-        c.check_initialized(CheckInitializedRequest {})
-            .await
-            .map(|_| ()),
-    );
-    aborted(
+    assert_aborted(c.check_initialized(CheckInitializedRequest {}).await);
+    assert_aborted(
         c.get_version(GetVersionRequest {
             client_protocol: "1".into(),
             client_name: "t".into(),
             client_version: "1".into(),
         })
-        .await
-        .map(|_| ()),
+        .await,
     );
-    aborted(
-        c.list_interfaces(ListInterfacesRequest {})
-            .await
-            .map(|_| ()),
-    );
-    aborted(
+    assert_aborted(c.list_interfaces(ListInterfacesRequest {}).await);
+    assert_aborted(
         c.create_route(CreateRouteRequest {
             vni: 1,
             route: Some(route("10.0.0.0", 8, "fc00::1", 1)),
         })
-        .await
-        .map(|_| ()),
+        .await,
     );
     // Even a malformed request is ABORTED before it is parsed.
-    aborted(
-        c.create_interface(CreateInterfaceRequest::default())
-            .await
-            .map(|_| ()),
-    );
+    assert_aborted(c.create_interface(CreateInterfaceRequest::default()).await);
 
     let first = ok(c.initialize(InitializeRequest {}).await);
     assert_eq!(code(&first.status), 0);

@@ -4,6 +4,7 @@
 //! - [`frame`]: the sans-IO frame codec of the route protocol;
 //! - [`dpservice`]: the dpservice gRPC API (package `dpdkironcore.v1`), client and server.
 
+pub mod dpservice_status;
 pub mod frame;
 
 /// Route exchange messages (metalbond protocol v1).

@@ -122,6 +122,15 @@ pub fn svc<T: Coded>(r: Result<tonic::Response<T>, tonic::Status>) -> u32 {
     ok(r).code()
 }
 
+/// Asserts the gate's answer: ABORTED "not initialized".
+#[track_caller]
+pub fn assert_aborted<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) {
+    match r {
+        Err(s) if s.code() == tonic::Code::Aborted => assert_eq!(s.message(), "not initialized"),
+        other => panic!("expected ABORTED, got {other:?}"),
+    }
+}
+
 /// Asserts INVALID_ARGUMENT naming `field`.
 #[track_caller]
 pub fn assert_invalid<T: std::fmt::Debug>(
