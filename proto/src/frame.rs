@@ -413,11 +413,13 @@ mod tests {
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u32>(), any::<bool>(), any::<u32>()).prop_map(|(k, s, x)| Message::Hello(Hello {
-                keepalive_interval: k,
-                is_server: s,
-                ferrinet_extensions: x,
-            })),
+            (any::<u32>(), any::<bool>(), any::<u32>()).prop_map(|(k, s, x)| Message::Hello(
+                Hello {
+                    keepalive_interval: k,
+                    is_server: s,
+                    ferrinet_extensions: x,
+                }
+            )),
             Just(Message::Keepalive),
             any::<u32>().prop_map(|vni| Message::Subscribe(Subscription { vni })),
             any::<u32>().prop_map(|vni| Message::Unsubscribe(Subscription { vni })),
