@@ -25,8 +25,8 @@ async fn one_server_killed_routes_stay() -> anyhow::Result<()> {
     let mut b = both("node-b")?;
     let ra = r("42#10.42.0.1/32#fd00:a::42");
     let rb = r("42#10.42.0.2/32#fd00:b::42");
-    a.handle.subscribe(42)?;
-    b.handle.subscribe(42)?;
+    a.subscribe(42)?;
+    b.subscribe(42)?;
     a.handle.announce(ra)?;
     b.handle.announce(rb)?;
     a.until("b's route at a", |w| w.view.contains(&rb)).await?;
@@ -70,7 +70,7 @@ async fn clients_resubscribe_and_reannounce_after_server_restart() -> anyhow::Re
     let mut b = one("node-b")?;
     let ra = r("11#10.11.0.1/32#fd00:a::11");
     a.handle.announce(ra)?;
-    b.handle.subscribe(11)?;
+    b.subscribe(11)?;
     b.until("route before the restart", |w| w.view.contains(&ra))
         .await?;
 

@@ -24,7 +24,7 @@ impl Bystanders {
         let plain = || vec![ServerConfig::plaintext(server.compat.to_string())];
         let mut sub = Watched::start(plain())?;
         let mut pub_ = Watched::start(plain())?;
-        sub.handle.subscribe(3)?;
+        sub.subscribe(3)?;
         sub.all_up().await?;
         pub_.all_up().await?;
         Ok(Self { sub, pub_, n: 0 })

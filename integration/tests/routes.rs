@@ -29,8 +29,8 @@ async fn announce_subscribe_withdraw_between_two_clients() -> anyhow::Result<()>
     let mut b = tls_client(&env, &server, "node-b")?;
     let ra = r("100#10.100.0.1/32#fd00:a::1");
     let rb = r("100#10.100.0.2/32#fd00:b::1#NAT#1024#2048");
-    a.handle.subscribe(100)?;
-    b.handle.subscribe(100)?;
+    a.subscribe(100)?;
+    b.subscribe(100)?;
     a.all_up().await?;
     b.all_up().await?;
 
@@ -48,11 +48,11 @@ async fn announce_subscribe_withdraw_between_two_clients() -> anyhow::Result<()>
     assert!(b.log.contains(&(Action::Remove, ra)));
 
     // Unsubscribing drops a's view of the VNI; a late subscriber gets the current routes.
-    a.handle.unsubscribe(100)?;
+    a.unsubscribe(100);
     a.until("unsubscribed view empty", |w| w.view.is_empty())
         .await?;
     let mut c = tls_client(&env, &server, "node-c")?;
-    c.handle.subscribe(100)?;
+    c.subscribe(100)?;
     c.until("dump to a new subscriber", |w| {
         w.view.contains(&rb) && w.view.len() == 1
     })
@@ -65,7 +65,7 @@ async fn session_end_withdraws_its_routes() -> anyhow::Result<()> {
     let env = Env::new()?;
     let server = RegionServer::start(&env.pki, &ServerOpts::default())?;
     let mut b = tls_client(&env, &server, "node-b")?;
-    b.handle.subscribe(7)?;
+    b.subscribe(7)?;
     b.all_up().await?;
 
     // A clean shutdown of a library client.
@@ -100,7 +100,7 @@ async fn foreign_underlay_announcement_is_refused() -> anyhow::Result<()> {
     let env = Env::new()?;
     let server = RegionServer::start(&env.pki, &ServerOpts::default())?;
     let mut b = tls_client(&env, &server, "node-b")?;
-    b.handle.subscribe(5)?;
+    b.subscribe(5)?;
     b.all_up().await?;
     let mut a = RawConn::tls(server.tls, env.pki.client_config(Some("node-a"))?).await?;
     a.establish(600).await?;

@@ -6,18 +6,22 @@
 //! `handle` and is logged there.
 //!
 //! ```text
-//!  client:  Start --send HELLO--> HelloSent --HELLO(server)/send KEEPALIVE--> HelloReceived
+//!  client:  Start --send HELLO(offer)--> HelloSent --HELLO(server)/send KEEPALIVE--> HelloReceived
 //!           HelloReceived --KEEPALIVE--> Established   (ticks send KEEPALIVE from HelloReceived on)
-//!  server:  WaitHello --HELLO/answer HELLO(min interval, isServer)--> HelloReceived
+//!  server:  WaitHello --HELLO/answer HELLO(min interval, isServer, agreed)--> HelloReceived
 //!           HelloReceived --KEEPALIVE/answer KEEPALIVE--> Established
 //!           Established --KEEPALIVE/answer KEEPALIVE--> Established
 //!  both:    any protocol error or hold timer expiry --> Closed
 //! ```
+//!
+//! Extensions ([`Extensions`]) are negotiated in the HELLO exchange: the client offers a bit set,
+//! the server answers with the offered bits it also supports. A v1 peer offers nothing and
+//! answers nothing, so it always gets plain v1 behaviour, byte for byte.
 
 use std::time::Duration;
 
-use ferrinet_proto::frame::Message;
-use ferrinet_proto::route::{Hello, Subscription, Update};
+use ferrinet_proto::frame::{Message, MessageType};
+use ferrinet_proto::route::{EndOfSnapshot, Hello, Subscription, Update};
 use smallvec::SmallVec;
 
 /// Which end of the session this is.
@@ -46,6 +50,40 @@ pub enum State {
     Closed,
 }
 
+/// The ferrinet protocol extensions a session speaks, as the `ferrinetExtensions` bit set of
+/// HELLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Extensions(u32);
+
+impl Extensions {
+    /// None: plain metalbond v1.
+    pub const NONE: Self = Self(0);
+    /// The server sends END_OF_SNAPSHOT after the routes that answer each SUBSCRIBE.
+    pub const END_OF_SNAPSHOT: Self = Self(1);
+    /// Every extension this implementation speaks.
+    pub const ALL: Self = Self::END_OF_SNAPSHOT;
+
+    /// From the wire bit set; unknown bits are kept (and never agreed to).
+    pub fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
+    /// The wire bit set.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The bits set in both.
+    pub fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+
 /// Something that happened to the session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -68,14 +106,49 @@ pub enum Inbound {
     Unsubscribe(u32),
     /// A route ADD or REMOVE, not yet validated.
     Update(Update),
+    /// The server finished the snapshot of a VNI (negotiated extension; clients only).
+    EndOfSnapshot(u32),
+}
+
+/// How a peer broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// HELLO with a keepalive interval below one second.
+    #[error("hello with keepalive interval 0")]
+    ZeroKeepalive,
+    /// A client's HELLO claimed to come from a server.
+    #[error("hello from a peer claiming to be a server")]
+    HelloFromServer,
+    /// The server's HELLO answer lacked the server flag.
+    #[error("hello answer without the server flag")]
+    HelloWithoutServerFlag,
+    /// A message that the peer's role never sends (a server's SUBSCRIBE, a client's marker).
+    #[error("{} from a {} peer", .kind.name(), if matches!(.from, Role::Server) { "server" } else { "client" })]
+    WrongRole {
+        /// The message.
+        kind: MessageType,
+        /// The role of the peer that sent it.
+        from: Role,
+    },
+    /// A message in a state where it has no meaning (HELLO twice, UPDATE before ESTABLISHED).
+    #[error("{} in state {state:?}", .kind.name())]
+    UnexpectedMessage {
+        /// The message.
+        kind: MessageType,
+        /// The state it arrived in.
+        state: State,
+    },
+    /// END_OF_SNAPSHOT from a server that did not agree to send it.
+    #[error("end-of-snapshot marker without the extension negotiated")]
+    NotNegotiated,
 }
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
     /// The peer broke the protocol.
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    #[error("protocol error")]
+    Protocol(#[source] ProtocolError),
     /// No frame within the hold time.
     #[error("hold timer expired after {0:?}")]
     HoldExpired(Duration),
@@ -103,6 +176,9 @@ pub struct Session {
     role: Role,
     state: State,
     keepalive: Duration,
+    /// Client: offered in HELLO; server: supported. Narrowed to the agreed set by the HELLO
+    /// exchange.
+    extensions: Extensions,
 }
 
 /// Hold time is 2.5 keepalive intervals.
@@ -111,8 +187,8 @@ pub fn hold_time(keepalive: Duration) -> Duration {
 }
 
 impl Session {
-    /// A session that proposes (client) or allows at most (server) `keepalive`.
-    /// A zero interval is raised to one second, the protocol minimum.
+    /// A session that proposes (client) or allows at most (server) `keepalive`, speaking plain
+    /// v1. A zero interval is raised to one second, the protocol minimum.
     pub fn new(role: Role, keepalive: Duration) -> Self {
         Self {
             role,
@@ -121,7 +197,14 @@ impl Session {
                 Role::Server => State::WaitHello,
             },
             keepalive: keepalive.max(Duration::from_secs(1)),
+            extensions: Extensions::NONE,
         }
+    }
+
+    /// The extensions a client offers or a server supports (before the HELLO exchange).
+    pub fn with_extensions(mut self, extensions: Extensions) -> Self {
+        self.extensions = extensions;
+        self
     }
 
     /// Current state.
@@ -139,6 +222,11 @@ impl Session {
         self.keepalive
     }
 
+    /// The extensions both ends agreed to (meaningful once HELLOs are exchanged).
+    pub fn extensions(&self) -> Extensions {
+        self.extensions
+    }
+
     /// How long the peer may stay silent before the session is dead.
     pub fn hold_time(&self) -> Duration {
         hold_time(self.keepalive)
@@ -153,6 +241,15 @@ impl Session {
         u32::try_from(self.keepalive.as_secs()).unwrap_or(u32::MAX)
     }
 
+    fn agree(&mut self, h: &Hello) {
+        self.keepalive = self
+            .keepalive
+            .min(Duration::from_secs(u64::from(h.keepalive_interval)));
+        self.extensions = self
+            .extensions
+            .intersect(Extensions::from_bits(h.ferrinet_extensions));
+    }
+
     /// Feeds one event and returns what to do. After [`Output::Close`] the session stays
     /// [`State::Closed`] and ignores further events.
     pub fn handle(&mut self, event: Event) -> Outputs {
@@ -163,7 +260,10 @@ impl Session {
 
         let before = self.state;
         let mut out = Outputs::new();
-        let protocol = |why: String| Output::Close(CloseReason::Protocol(why));
+        let mut protocol = |e: ProtocolError| {
+            out.push(Output::Close(CloseReason::Protocol(e)));
+            S::Closed
+        };
         let next = match (self.role, self.state, event) {
             (_, S::Closed, _) => S::Closed,
 
@@ -171,10 +271,10 @@ impl Session {
                 out.push(Output::Send(M::Hello(Hello {
                     keepalive_interval: self.hello_interval(),
                     is_server: false,
+                    ferrinet_extensions: self.extensions.bits(),
                 })));
                 S::HelloSent
             }
-            (Server, S::WaitHello, E::Start) => S::WaitHello,
             (_, s, E::Start) => s,
 
             (_, _, E::HoldExpired) => {
@@ -189,40 +289,35 @@ impl Session {
             (_, s, E::KeepaliveTick) => s,
 
             (_, _, E::Received(M::Hello(h))) if h.keepalive_interval < 1 => {
-                out.push(protocol("hello with keepalive interval 0".into()));
-                S::Closed
+                protocol(ProtocolError::ZeroKeepalive)
             }
             (Server, S::WaitHello, E::Received(M::Hello(h))) => {
                 if h.is_server {
-                    out.push(protocol("hello from a peer claiming to be a server".into()));
-                    S::Closed
+                    protocol(ProtocolError::HelloFromServer)
                 } else {
-                    self.keepalive = self
-                        .keepalive
-                        .min(Duration::from_secs(u64::from(h.keepalive_interval)));
+                    self.agree(&h);
                     out.push(Output::Send(M::Hello(Hello {
                         keepalive_interval: self.hello_interval(),
                         is_server: true,
+                        // Zero for a v1 client: the field is then omitted, as v1 expects.
+                        ferrinet_extensions: self.extensions.bits(),
                     })));
                     S::HelloReceived
                 }
             }
             (Client, S::HelloSent, E::Received(M::Hello(h))) => {
                 if !h.is_server {
-                    out.push(protocol("hello answer without the server flag".into()));
-                    S::Closed
+                    protocol(ProtocolError::HelloWithoutServerFlag)
                 } else {
-                    self.keepalive = self
-                        .keepalive
-                        .min(Duration::from_secs(u64::from(h.keepalive_interval)));
+                    self.agree(&h);
                     out.push(Output::Send(M::Keepalive));
                     S::HelloReceived
                 }
             }
-            (_, s, E::Received(M::Hello(_))) => {
-                out.push(protocol(format!("hello in state {s:?}")));
-                S::Closed
-            }
+            (_, state, E::Received(M::Hello(_))) => protocol(ProtocolError::UnexpectedMessage {
+                kind: MessageType::Hello,
+                state,
+            }),
 
             (Server, S::HelloReceived | S::Established, E::Received(M::Keepalive)) => {
                 // Answer every KEEPALIVE, the very first included, or reference clients stall.
@@ -237,10 +332,10 @@ impl Session {
                 S::Established
             }
             (Client, S::Established, E::Received(M::Keepalive)) => S::Established,
-            (_, s, E::Received(M::Keepalive)) => {
-                out.push(protocol(format!("keepalive in state {s:?}")));
-                S::Closed
-            }
+            (_, state, E::Received(M::Keepalive)) => protocol(ProtocolError::UnexpectedMessage {
+                kind: MessageType::Keepalive,
+                state,
+            }),
 
             (Server, S::Established, E::Received(M::Subscribe(Subscription { vni }))) => {
                 out.push(Output::Deliver(Inbound::Subscribe(vni)));
@@ -250,23 +345,32 @@ impl Session {
                 out.push(Output::Deliver(Inbound::Unsubscribe(vni)));
                 S::Established
             }
-            (Client, s, E::Received(M::Subscribe(_) | M::Unsubscribe(_))) => {
-                out.push(protocol(format!(
-                    "subscription message from a server in state {s:?}"
-                )));
-                S::Closed
+            (Client, _, E::Received(m @ (M::Subscribe(_) | M::Unsubscribe(_)))) => {
+                protocol(ProtocolError::WrongRole {
+                    kind: m.message_type(),
+                    from: Server,
+                })
+            }
+            (Server, _, E::Received(M::EndOfSnapshot(_))) => protocol(ProtocolError::WrongRole {
+                kind: MessageType::EndOfSnapshot,
+                from: Client,
+            }),
+            (Client, S::Established, E::Received(M::EndOfSnapshot(EndOfSnapshot { vni }))) => {
+                if self.extensions.contains(Extensions::END_OF_SNAPSHOT) {
+                    out.push(Output::Deliver(Inbound::EndOfSnapshot(vni)));
+                    S::Established
+                } else {
+                    protocol(ProtocolError::NotNegotiated)
+                }
             }
             (_, S::Established, E::Received(M::Update(u))) => {
                 out.push(Output::Deliver(Inbound::Update(u)));
                 S::Established
             }
-            (_, s, E::Received(m)) => {
-                out.push(protocol(format!(
-                    "{} before the session is established (state {s:?})",
-                    m.message_type().name()
-                )));
-                S::Closed
-            }
+            (_, state, E::Received(m)) => protocol(ProtocolError::UnexpectedMessage {
+                kind: m.message_type(),
+                state,
+            }),
         };
         self.state = next;
         if before != next {
@@ -274,11 +378,14 @@ impl Session {
                 Output::Close(r) => Some(r),
                 _ => None,
             }) {
+                Some(CloseReason::Protocol(e)) => {
+                    tracing::info!(role = ?self.role, from = ?before, to = ?next, reason = %e, "session state: protocol error")
+                }
                 Some(reason) => {
                     tracing::info!(role = ?self.role, from = ?before, to = ?next, %reason, "session state")
                 }
                 None => {
-                    tracing::debug!(role = ?self.role, from = ?before, to = ?next, keepalive = ?self.keepalive, "session state")
+                    tracing::debug!(role = ?self.role, from = ?before, to = ?next, keepalive = ?self.keepalive, extensions = self.extensions.bits(), "session state")
                 }
             }
         }
@@ -294,6 +401,7 @@ mod tests {
         Event::Received(Message::Hello(Hello {
             keepalive_interval: k,
             is_server: server,
+            ferrinet_extensions: 0,
         }))
     }
 
@@ -348,7 +456,8 @@ mod tests {
             sends(&s.handle(hello(3, false))),
             vec![Message::Hello(Hello {
                 keepalive_interval: 3,
-                is_server: true
+                is_server: true,
+                ferrinet_extensions: 0,
             })]
         );
         let out = s.handle(Event::Received(Message::Keepalive));
@@ -403,6 +512,84 @@ mod tests {
         assert_eq!(
             out.as_slice(),
             &[Output::Deliver(Inbound::Update(Update::default()))]
+        );
+    }
+
+    fn run_pair(mut c: Session, mut s: Session) -> (Session, Session) {
+        let mut to_server = sends(&c.handle(Event::Start));
+        for _ in 0..4 {
+            let mut to_client = Vec::new();
+            for m in to_server.drain(..) {
+                to_client.extend(sends(&s.handle(Event::Received(m))));
+            }
+            for m in to_client {
+                to_server.extend(sends(&c.handle(Event::Received(m))));
+            }
+        }
+        assert_eq!(
+            (c.state(), s.state()),
+            (State::Established, State::Established)
+        );
+        (c, s)
+    }
+
+    #[test]
+    fn extensions_are_agreed_only_when_both_speak_them() {
+        let k = Duration::from_secs(5);
+        let client = || Session::new(Role::Client, k).with_extensions(Extensions::ALL);
+        let server = || Session::new(Role::Server, k).with_extensions(Extensions::ALL);
+        let (c, s) = run_pair(client(), server());
+        assert_eq!(c.extensions(), Extensions::END_OF_SNAPSHOT);
+        assert_eq!(s.extensions(), Extensions::END_OF_SNAPSHOT);
+        // A v1 server: the client falls back to plain v1.
+        let (c, _) = run_pair(client(), Session::new(Role::Server, k));
+        assert_eq!(c.extensions(), Extensions::NONE);
+        // A v1 client gets a HELLO answer without the field: the v1 bytes.
+        let mut s = server();
+        assert_eq!(
+            sends(&s.handle(hello(5, false))),
+            vec![Message::Hello(Hello {
+                keepalive_interval: 5,
+                is_server: true,
+                ferrinet_extensions: 0,
+            })]
+        );
+        assert_eq!(s.extensions(), Extensions::NONE);
+        // Unknown bits offered by a newer client are not agreed to.
+        let mut s = server();
+        let out = s.handle(Event::Received(Message::Hello(Hello {
+            keepalive_interval: 5,
+            is_server: false,
+            ferrinet_extensions: 0b110,
+        })));
+        assert_eq!(s.extensions(), Extensions::NONE);
+        assert!(!closes(&out));
+    }
+
+    #[test]
+    fn end_of_snapshot_needs_the_extension() {
+        let k = Duration::from_secs(5);
+        let eos = || Event::Received(Message::EndOfSnapshot(EndOfSnapshot { vni: 4 }));
+        let (mut c, mut s) = run_pair(
+            Session::new(Role::Client, k).with_extensions(Extensions::ALL),
+            Session::new(Role::Server, k).with_extensions(Extensions::ALL),
+        );
+        assert_eq!(
+            c.handle(eos()).as_slice(),
+            &[Output::Deliver(Inbound::EndOfSnapshot(4))]
+        );
+        // A client never sends it.
+        assert!(closes(&s.handle(eos())));
+        // Not negotiated: a protocol error.
+        let (mut c, _) = run_pair(
+            Session::new(Role::Client, k),
+            Session::new(Role::Server, k).with_extensions(Extensions::ALL),
+        );
+        assert_eq!(
+            c.handle(eos()).as_slice(),
+            &[Output::Close(CloseReason::Protocol(
+                ProtocolError::NotNegotiated
+            ))]
         );
     }
 }

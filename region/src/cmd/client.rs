@@ -2,8 +2,10 @@
 //!
 //! Each change of the merged route view is one line on stdout (`ADD 23#10.0.23.0/24#2001:db8::1#STD`
 //! or, with `--json`, one JSON object), flushed as soon as no further event is waiting, so that
-//! scripts and tests can follow it. Session changes go to stderr.
+//! scripts and tests can follow it. Session changes and "initial set complete" per VNI go to
+//! stderr.
 
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,8 +14,9 @@ use anyhow::{Context as _, bail};
 use ferrinet_region::route::{Action, Route};
 use ferrinet_region::tls;
 use ferrinet_route_client::client::{
-    self, ClientConfig, ClientEvent, RouteEvent, ServerConfig, ServerState, TlsClient,
+    self, ClientConfig, RouteEvent, ServerConfig, ServerState, TlsClient, VniEvent, error_chain,
 };
+use tokio::sync::mpsc;
 
 /// Options of `ferrinet-region client`.
 #[derive(clap::Args, Debug)]
@@ -155,12 +158,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(run_async(args, config))
 }
 
+/// Turns one subscription's event into the route changes to print, keeping `held` (the routes
+/// printed as present) in step, so that a resync prints only what changed.
+fn changes(held: &mut BTreeSet<Route>, e: VniEvent) -> Vec<RouteEvent> {
+    let ev = |action, route| RouteEvent { action, route };
+    match e {
+        VniEvent::Added(r) => {
+            held.insert(r);
+            vec![ev(Action::Add, r)]
+        }
+        VniEvent::Removed(r) => {
+            held.remove(&r);
+            vec![ev(Action::Remove, r)]
+        }
+        VniEvent::Complete => Vec::new(),
+        VniEvent::Snapshot { routes, .. } => {
+            let new: BTreeSet<Route> = routes.into_iter().collect();
+            let mut out: Vec<RouteEvent> = held
+                .difference(&new)
+                .map(|r| ev(Action::Remove, *r))
+                .collect();
+            out.extend(new.difference(held).map(|r| ev(Action::Add, *r)));
+            *held = new;
+            out
+        }
+    }
+}
+
 async fn run_async(args: Args, config: ClientConfig) -> anyhow::Result<()> {
     let n_servers = config.servers.len();
-    let (handle, mut events) = client::start(config).context("cannot start the route client")?;
-    for &vni in &args.subscribe {
-        handle.subscribe(vni).context("--subscribe")?;
+    let handle = client::start(config).context("cannot start the route client")?;
+    // One forwarding task per VNI merges the subscriptions into one ordered-per-VNI stream.
+    let (tx, mut events) = mpsc::channel::<(u32, VniEvent)>(1024);
+    for &vni in args.subscribe.iter().collect::<BTreeSet<_>>() {
+        let mut sub = handle.subscribe(vni).context("--subscribe")?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = sub.next().await {
+                if tx.send((vni, e)).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
+    drop(tx);
     for r in &args.announce {
         handle.announce(*r).context("--announce")?;
     }
@@ -170,13 +211,14 @@ async fn run_async(args: Args, config: ClientConfig) -> anyhow::Result<()> {
         .transpose()?
         .map(|d| tokio::time::Instant::now() + d);
     let mut status = handle.watch_status();
-    let mut last_errors: Vec<Option<String>> = vec![None; n_servers];
+    let mut last: Vec<(ServerState, u64)> = vec![(ServerState::Connecting, 0); n_servers];
     let mut up = vec![false; n_servers];
+    let mut held: HashMap<u32, BTreeSet<Route>> = HashMap::new();
     let mut seen: u64 = 0;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
 
-    let result: anyhow::Result<()> = loop {
+    let result: anyhow::Result<()> = 'run: loop {
         if args.count.is_some_and(|n| seen >= n) {
             break Ok(());
         }
@@ -184,9 +226,11 @@ async fn run_async(args: Args, config: ClientConfig) -> anyhow::Result<()> {
             break Ok(());
         }
         tokio::select! {
-            e = events.recv() => match e {
-                None => break Err(anyhow::anyhow!("the route client stopped")),
-                Some(ClientEvent::Route(e)) => {
+            Some((vni, e)) = events.recv() => {
+                if e == VniEvent::Complete {
+                    eprintln!("ferrinet-region client: vni {vni}: initial set complete");
+                }
+                for e in changes(held.entry(vni).or_default(), e) {
                     seen += 1;
                     let line = if args.json {
                         json_line(&e).to_string()
@@ -195,23 +239,11 @@ async fn run_async(args: Args, config: ClientConfig) -> anyhow::Result<()> {
                     };
                     if writeln!(out, "{line}").is_err() {
                         // stdout closed (e.g. piped into head): nothing more to do.
-                        break Ok(());
-                    }
-                    if events.is_empty() && out.flush().is_err() {
-                        break Ok(());
+                        break 'run Ok(());
                     }
                 }
-                Some(ClientEvent::ServerUp { server, addr }) => {
-                    if let Some(u) = up.get_mut(server) {
-                        *u = true;
-                    }
-                    eprintln!("ferrinet-region client: {addr}: established");
-                }
-                Some(ClientEvent::ServerDown { server, addr, reason }) => {
-                    if let Some(u) = up.get_mut(server) {
-                        *u = false;
-                    }
-                    eprintln!("ferrinet-region client: {addr}: session ended: {reason}");
+                if events.is_empty() && out.flush().is_err() {
+                    break Ok(());
                 }
             },
             changed = status.changed() => {
@@ -220,12 +252,20 @@ async fn run_async(args: Args, config: ClientConfig) -> anyhow::Result<()> {
                 }
                 let s = status.borrow_and_update().clone();
                 for (i, srv) in s.servers.iter().enumerate() {
-                    // Failed attempts never reach ESTABLISHED, so report them here.
-                    if srv.state == ServerState::Backoff && srv.last_error != last_errors[i] {
-                        last_errors[i] = srv.last_error.clone();
-                        if let Some(e) = &srv.last_error {
-                            eprintln!("ferrinet-region client: {}: down: {e}", srv.addr);
-                        }
+                    let now = (srv.state, srv.sessions);
+                    if now == last[i] {
+                        continue;
+                    }
+                    let was_up = last[i].0 == ServerState::Established;
+                    last[i] = now;
+                    up[i] = srv.state == ServerState::Established;
+                    let why = || srv.last_error.as_deref().map_or_else(String::new, |e| error_chain(e));
+                    match srv.state {
+                        ServerState::Established => eprintln!("ferrinet-region client: {}: established", srv.addr),
+                        ServerState::Backoff if was_up => eprintln!("ferrinet-region client: {}: session ended: {}", srv.addr, why()),
+                        // Failed attempts never reach ESTABLISHED, so report them here.
+                        ServerState::Backoff => eprintln!("ferrinet-region client: {}: down: {}", srv.addr, why()),
+                        ServerState::Connecting => {}
                     }
                 }
             },

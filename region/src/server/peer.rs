@@ -22,7 +22,7 @@ use super::metrics::Metrics;
 use super::table_task::{Listener, Op, SessionInfo, ToTable};
 use crate::conn::{ConnError, FrameReader, Outbound, write_loop};
 use crate::route::{Action, Route};
-use crate::session::{CloseReason, Event, Inbound, Output, Role, Session};
+use crate::session::{CloseReason, Event, Extensions, Inbound, Output, Role, Session};
 use crate::table::SessionId;
 
 /// What every session needs from the server.
@@ -124,7 +124,7 @@ async fn run_inner<S>(
 
     let mut reader = Reader {
         frames: FrameReader::new(rd),
-        session: Session::new(Role::Server, ctx.keepalive),
+        session: Session::new(Role::Server, ctx.keepalive).with_extensions(Extensions::ALL),
         info: info.clone(),
         tx,
         ctx: ctx.clone(),
@@ -271,7 +271,13 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                     self.info.established.store(true, Ordering::Relaxed);
                     tracing::info!(keepalive = ?self.session.keepalive(), "session established");
                 }
-                Output::Deliver(Inbound::Subscribe(vni)) => self.ops.push(Op::Subscribe(vni)),
+                Output::Deliver(Inbound::Subscribe(vni)) => self.ops.push(Op::Subscribe {
+                    vni,
+                    end_marker: self
+                        .session
+                        .extensions()
+                        .contains(Extensions::END_OF_SNAPSHOT),
+                }),
                 Output::Deliver(Inbound::Unsubscribe(vni)) => {
                     self.ops.push(Op::Unsubscribe(vni));
                 }
@@ -298,6 +304,8 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                         Err(e) => self.refuse("invalid", || e.to_string()),
                     }
                 }
+                // The state machine only delivers this to clients.
+                Output::Deliver(Inbound::EndOfSnapshot(_)) => {}
                 Output::Close(r) => return Err(EndReason::Session(r)),
             }
         }

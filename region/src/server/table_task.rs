@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use ferrinet_proto::frame::{self, Message};
+use ferrinet_proto::route::EndOfSnapshot;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -103,7 +105,12 @@ pub enum Op {
     /// UPDATE REMOVE.
     Withdraw(Route),
     /// SUBSCRIBE.
-    Subscribe(u32),
+    Subscribe {
+        /// The VNI.
+        vni: u32,
+        /// The session negotiated END_OF_SNAPSHOT: follow the snapshot with the marker.
+        end_marker: bool,
+    },
     /// UNSUBSCRIBE.
     Unsubscribe(u32),
 }
@@ -313,19 +320,24 @@ impl TableTask {
                     self.push(&c);
                 }
             }
-            Op::Subscribe(vni) => {
-                let Some(snapshot) = self.table.subscribe(from, vni) else {
-                    return;
-                };
-                self.metrics.subscriptions.inc();
+            Op::Subscribe { vni, end_marker } => {
+                let snapshot = self.table.subscribe(from, vni);
+                if snapshot.is_some() {
+                    self.metrics.subscriptions.inc();
+                }
                 // Changes already pending for this session precede the snapshot, and every
                 // later change of `vni` follows it: the table registered the subscription and
-                // took the snapshot in one step, so nothing is lost or sent twice.
+                // took the snapshot in one step, so nothing is lost or sent twice. A repeated
+                // SUBSCRIBE gets no second snapshot, but still its marker: what the session
+                // holds is complete.
                 if let Some(buf) = self.pending.remove(&from) {
                     self.send(from, Outbound::Frames(buf.freeze()));
                 }
-                if !snapshot.is_empty() {
-                    self.send(from, Outbound::Routes(Action::Add, snapshot));
+                if let Some(routes) = snapshot.filter(|s| !s.is_empty()) {
+                    self.send(from, Outbound::Routes(Action::Add, routes));
+                }
+                if end_marker {
+                    self.send(from, Outbound::Frames(self.end_of_snapshot(vni)));
                 }
             }
             Op::Unsubscribe(vni) => {
@@ -337,6 +349,15 @@ impl TableTask {
                 }
             }
         }
+    }
+
+    fn end_of_snapshot(&self, vni: u32) -> Bytes {
+        let mut b = BytesMut::with_capacity(8);
+        // Cannot fail: the marker is a few bytes.
+        if let Err(e) = frame::encode(&Message::EndOfSnapshot(EndOfSnapshot { vni }), &mut b) {
+            tracing::error!(error = %e, "cannot encode end-of-snapshot marker");
+        }
+        b.freeze()
     }
 
     /// Encodes a change once and appends it to each recipient's pending buffer.

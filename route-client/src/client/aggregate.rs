@@ -14,13 +14,8 @@ use std::collections::HashMap;
 use ipnet::IpNet;
 use smallvec::SmallVec;
 
+use super::servers::{ServerId, ServerSet};
 use crate::route::{Action, NextHop, Route};
-
-/// Most servers one client may use: the providers of a route are a bit set in a `u64`.
-pub const MAX_SERVERS: usize = 64;
-
-/// Index of a server in the client's configuration, below [`MAX_SERVERS`].
-pub type ServerId = usize;
 
 /// A change of the merged view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +27,7 @@ pub struct RouteEvent {
 }
 
 /// Next hops of one (VNI, prefix), each with the set of servers providing it. Nearly always one.
-type Hops = SmallVec<[(NextHop, u64); 1]>;
+type Hops = SmallVec<[(NextHop, ServerSet); 1]>;
 
 /// The merged view of every server's routes.
 #[derive(Debug, Default, Clone)]
@@ -44,11 +39,6 @@ pub struct Aggregator {
     own: HashMap<(u32, IpNet), usize>,
     /// Received routes (visible or hidden).
     len: usize,
-}
-
-fn bit(server: ServerId) -> u64 {
-    debug_assert!(server < MAX_SERVERS);
-    1u64 << (server % MAX_SERVERS)
 }
 
 fn ev(action: Action, route: Route) -> RouteEvent {
@@ -85,16 +75,28 @@ impl Aggregator {
 
     /// Whether `route` is in the merged view (provided by a server and not hidden).
     pub fn contains(&self, r: &Route) -> bool {
-        !self.hidden(r.vni, r.destination) && self.providers(r) != 0
+        !self.hidden(r.vni, r.destination) && self.providers(r).is_some()
     }
 
-    /// The servers providing `route`, as a bit set.
-    pub fn providers(&self, r: &Route) -> u64 {
+    /// The servers providing `route`, if any does.
+    pub fn providers(&self, r: &Route) -> Option<&ServerSet> {
         self.vnis
             .get(&r.vni)
             .and_then(|p| p.get(&r.destination))
             .and_then(|h| h.iter().find(|(nh, _)| *nh == r.next_hop))
-            .map_or(0, |(_, m)| *m)
+            .map(|(_, m)| m)
+    }
+
+    /// The routes of `vni` in the merged view, in no particular order.
+    pub fn routes_of(&self, vni: u32) -> Vec<Route> {
+        let Some(prefixes) = self.vnis.get(&vni) else {
+            return Vec::new();
+        };
+        prefixes
+            .iter()
+            .filter(|(p, _)| !self.hidden(vni, **p))
+            .flat_map(|(&p, hops)| hops.iter().map(move |(nh, _)| route(vni, p, *nh)))
+            .collect()
     }
 
     /// Every route in the merged view, in no particular order.
@@ -111,7 +113,6 @@ impl Aggregator {
     ///
     /// A repeated ADD or a REMOVE of a route the server did not provide changes nothing.
     pub fn apply(&mut self, server: ServerId, action: Action, r: Route) -> Option<RouteEvent> {
-        let b = bit(server);
         let hidden = self.hidden(r.vni, r.destination);
         match action {
             Action::Add => {
@@ -123,11 +124,11 @@ impl Aggregator {
                     .or_default();
                 match hops.iter_mut().find(|(nh, _)| *nh == r.next_hop) {
                     Some((_, m)) => {
-                        *m |= b;
+                        m.insert(server);
                         None
                     }
                     None => {
-                        hops.push((r.next_hop, b));
+                        hops.push((r.next_hop, ServerSet::one(server)));
                         self.len += 1;
                         (!hidden).then(|| ev(Action::Add, r))
                     }
@@ -138,11 +139,7 @@ impl Aggregator {
                 let hops = prefixes.get_mut(&r.destination)?;
                 let i = hops.iter().position(|(nh, _)| *nh == r.next_hop)?;
                 let m = &mut hops[i].1;
-                if *m & b == 0 {
-                    return None;
-                }
-                *m &= !b;
-                if *m != 0 {
+                if !m.remove(server) || !m.is_empty() {
                     return None;
                 }
                 hops.swap_remove(i);
@@ -161,7 +158,6 @@ impl Aggregator {
     /// Server `server`'s session ended: everything it provided is gone. Returns the routes that
     /// disappeared from the view (those no other server provides).
     pub fn drop_server(&mut self, server: ServerId) -> Vec<RouteEvent> {
-        let b = bit(server);
         let mut out = Vec::new();
         let own = &self.own;
         let mut removed = 0;
@@ -169,11 +165,7 @@ impl Aggregator {
             prefixes.retain(|&p, hops| {
                 let hidden = own.contains_key(&(vni, p));
                 hops.retain(|(nh, m)| {
-                    if *m & b == 0 {
-                        return true;
-                    }
-                    *m &= !b;
-                    if *m != 0 {
+                    if !m.remove(server) || !m.is_empty() {
                         return true;
                     }
                     removed += 1;
@@ -268,7 +260,7 @@ mod tests {
         assert_eq!(a.apply(0, Action::Add, x), Some(ev(Action::Add, x)));
         assert_eq!(a.apply(1, Action::Add, x), None);
         assert_eq!(a.apply(0, Action::Add, x), None, "repeated add");
-        assert_eq!(a.providers(&x), 0b11);
+        assert_eq!(a.providers(&x).unwrap().iter().collect::<Vec<_>>(), [0, 1]);
         assert_eq!(a.apply(0, Action::Remove, x), None);
         assert!(a.contains(&x));
         assert_eq!(a.apply(0, Action::Remove, x), None, "not provided by 0");
@@ -298,6 +290,16 @@ mod tests {
             vec![ev(Action::Remove, both), ev(Action::Remove, only1)]
         );
         assert!(a.is_empty() && a.vnis.is_empty());
+    }
+
+    #[test]
+    fn more_than_64_servers() {
+        let mut a = Aggregator::new();
+        let x = r("23#10.0.23.0/24#2001:db8::1");
+        assert!(a.apply(200, Action::Add, x).is_some());
+        assert_eq!(a.apply(3, Action::Add, x), None);
+        assert_eq!(a.drop_server(200), vec![]);
+        assert_eq!(a.drop_server(3), vec![ev(Action::Remove, x)]);
     }
 
     #[test]
