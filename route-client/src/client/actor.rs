@@ -244,7 +244,11 @@ impl Actor {
                 if let Some(v) = self.vnis.get_mut(&vni)
                     && let Some(s) = v.subs.get_mut(&id)
                 {
-                    tracing::debug!(vni, routes = routes.len(), "resync of a lagging subscription");
+                    tracing::debug!(
+                        vni,
+                        routes = routes.len(),
+                        "resync of a lagging subscription"
+                    );
                     s.resync(routes, v.complete);
                 }
             }

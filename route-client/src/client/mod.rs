@@ -348,7 +348,11 @@ pub fn start(config: ClientConfig) -> Result<ClientHandle, ClientError> {
         routes: 0,
     });
     let actor = Actor::new(status_tx, peers, tasks);
-    tokio::spawn(actor.run(cmd_rx, peer_rx).instrument(tracing::info_span!("route_client")));
+    tokio::spawn(
+        actor
+            .run(cmd_rx, peer_rx)
+            .instrument(tracing::info_span!("route_client")),
+    );
     Ok(ClientHandle {
         tx: cmd_tx,
         status: status_rx,

@@ -147,12 +147,13 @@ enum Stream {
 async fn connect(server: &ServerConfig, timeout: Duration) -> Result<Stream, SessionError> {
     let addr = || server.addr.clone();
     let attempt = async {
-        let tcp = TcpStream::connect(&server.addr)
-            .await
-            .map_err(|source| SessionError::Connect {
-                addr: addr(),
-                source,
-            })?;
+        let tcp =
+            TcpStream::connect(&server.addr)
+                .await
+                .map_err(|source| SessionError::Connect {
+                    addr: addr(),
+                    source,
+                })?;
         // Frames are small and batched by the writer already; do not let Nagle delay them.
         tcp.set_nodelay(true)
             .map_err(|source| SessionError::Connect {
@@ -377,7 +378,9 @@ where
                 Output::Deliver(other) => {
                     tracing::warn!(?other, "ignoring unexpected message from server");
                 }
-                Output::Close(reason) => break 'run down(SessionError::Session(reason), established),
+                Output::Close(reason) => {
+                    break 'run down(SessionError::Session(reason), established);
+                }
             }
         }
         if !updates.is_empty()

@@ -51,7 +51,9 @@ impl ServerSet {
 
     /// Whether `s` is in the set.
     pub fn contains(&self, s: ServerId) -> bool {
-        self.0.get(s / 64).is_some_and(|w| w & (1u64 << (s % 64)) != 0)
+        self.0
+            .get(s / 64)
+            .is_some_and(|w| w & (1u64 << (s % 64)) != 0)
     }
 
     /// Whether the set is empty.

@@ -24,7 +24,9 @@ struct FakeConn {
 
 impl FakeConn {
     fn update(&self, action: Action, r: Route) {
-        self.send.send(Message::Update(r.to_update(action))).unwrap();
+        self.send
+            .send(Message::Update(r.to_update(action)))
+            .unwrap();
     }
 
     fn end_of_snapshot(&self, vni: u32) {
