@@ -30,3 +30,12 @@ pub mod dataplane_status {
         include!(concat!(env!("OUT_DIR"), "/ferrinet.dataplane.v1.rs"));
     }
 }
+
+/// The node daemon's admin API (package `ferrinet.node.v1`).
+pub mod node {
+    /// Version 1 of the admin API.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/ferrinet.node.v1.rs"));
+    }
+}
