@@ -1,16 +1,21 @@
 //! Helpers for the end-to-end tests in tests/: locate (and if needed build) the real
-//! `ferrinet-region` binary, make PKIs, start servers on loopback with port 0 and learn their
-//! addresses from the ready file, and talk to them with the client library or raw frames.
+//! `ferrinet-region` binary, make PKIs, start servers on loopback with port 0 from a typed
+//! configuration and learn their addresses from the ready file, and talk to them with the client
+//! library, raw frames or HTTP. The tools the `bench` command shares with the tests (raw
+//! connection, HTTP GET, route generation, ready file) live in `ferrinet_region::loadgen`.
 //!
 //! Everything listens on 127.0.0.1 only. Every child process is killed when its guard drops.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
+use ferrinet_region::config::{CompatMode, Config, NodeEntry};
+use ferrinet_region::loadgen::{Ready, http};
 use ferrinet_route_client::client::TlsClient;
 
 pub mod raw;
@@ -18,7 +23,7 @@ pub mod watch;
 
 /// How long a test waits for something that should happen (generous: CI is a loaded 2-core
 /// machine running debug builds). Tests never assert how long anything took.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub use ferrinet_region::loadgen::WAIT;
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -165,128 +170,106 @@ impl Pki {
 /// How to configure a test server.
 #[derive(Debug, Clone)]
 pub struct ServerOpts {
-    /// `[compat] mode`: "read-only" or "trusted".
-    pub compat_mode: &'static str,
+    /// `[compat] mode`.
+    pub compat_mode: CompatMode,
     /// `[[authorization.node]]` entries: identity and allowed next-hop prefixes.
     pub nodes: Vec<(&'static str, Vec<&'static str>)>,
     /// Largest keepalive the server accepts: high, so raw test sockets that send no keepalives
     /// survive a slow machine.
     pub keepalive_secs: u64,
-    /// More TOML appended as is.
-    pub extra_toml: String,
 }
 
 impl Default for ServerOpts {
     fn default() -> Self {
         Self {
-            compat_mode: "trusted",
+            compat_mode: CompatMode::Trusted,
             nodes: vec![
                 ("node-a", vec!["fd00:a::/64"]),
                 ("node-b", vec!["fd00:b::/64"]),
             ],
             keepalive_secs: 3600,
-            extra_toml: String::new(),
         }
     }
+}
+
+impl ServerOpts {
+    /// The server configuration: these options, the PKI's certificates, every listener on
+    /// 127.0.0.1 with port 0, unlisted identities read-only. Tests adjust it further as typed
+    /// values.
+    pub fn config(&self, pki: &Pki) -> Config {
+        let any = "127.0.0.1:0".to_string();
+        let mut c = Config::default();
+        c.server.listen = any.clone();
+        c.server.keepalive_secs = self.keepalive_secs;
+        c.tls.cert = Some(pki.dir.join("server.pem"));
+        c.tls.key = Some(pki.dir.join("server.key"));
+        c.tls.client_ca = Some(pki.ca());
+        c.compat.listen = any.clone();
+        c.compat.mode = self.compat_mode;
+        c.http.listen = any;
+        c.authorization.node = self
+            .nodes
+            .iter()
+            .map(|(identity, hops)| NodeEntry {
+                identity: (*identity).to_string(),
+                next_hops: hops.iter().map(|h| (*h).to_string()).collect(),
+            })
+            .collect();
+        c
+    }
+}
+
+/// How to start the server process, beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Environment variables to set; those of systemd that the test process may have are
+    /// removed first.
+    pub env: Vec<(String, OsString)>,
+    /// Start through `sh`, so that `WATCHDOG_PID` can name the server's own pid as systemd does.
+    pub watchdog_pid_self: bool,
 }
 
 /// A running `ferrinet-region serve`, killed on drop.
 #[derive(Debug)]
 pub struct RegionServer {
-    child: Child,
+    child: ChildGuard,
     /// TLS route listener.
     pub tls: SocketAddr,
     /// Plaintext route listener.
     pub compat: SocketAddr,
-    /// HTTP status listener, if the ready file names one.
+    /// HTTP status listener, if it is on.
     pub http: Option<SocketAddr>,
+    launch: Launch,
     log: PathBuf,
     config: PathBuf,
     ready: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// Starts `ferrinet-region serve` with `config`; logs (appended) to `log`.
-fn spawn_server(
-    config: &Path,
-    ready: &Path,
-    log: &Path,
-    tls: SocketAddr,
-    compat: SocketAddr,
-) -> anyhow::Result<Child> {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .context("opening the server log")?;
-    Command::new(region_bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", &tls.to_string()])
-        .args(["--compat-listen", &compat.to_string()])
-        .args(["--http", "127.0.0.1:0"])
-        .arg("--ready-file")
-        .arg(ready)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().context("log file")?)
-        .stderr(log_file)
-        .spawn()
-        .context("starting ferrinet-region serve")
-}
-
-/// Finds a socket address under any of `keys` in the ready file's JSON (top level or nested).
-fn find_addr(v: &serde_json::Value, keys: &[&str]) -> Option<SocketAddr> {
-    match v {
-        serde_json::Value::Object(m) => {
-            for k in keys {
-                if let Some(a) = m
-                    .get(*k)
-                    .and_then(|x| x.as_str())
-                    .and_then(|s| s.parse().ok())
-                {
-                    return Some(a);
-                }
-            }
-            m.values().find_map(|x| find_addr(x, keys))
-        }
-        _ => None,
-    }
-}
-
 impl RegionServer {
-    /// Starts a server with the PKI's certificates on 127.0.0.1, all ports 0, and waits until
-    /// its ready file names the bound addresses.
+    /// Starts a server configured by `opts` with the PKI's certificates and waits until its
+    /// ready file names the bound addresses.
     pub fn start(pki: &Pki, opts: &ServerOpts) -> anyhow::Result<Self> {
+        Self::start_config(&opts.config(pki), Launch::default())
+    }
+
+    /// Starts `serve --config <config>` and waits until its ready file names the bound
+    /// addresses; both route listeners must be on.
+    pub fn start_config(config: &Config, launch: Launch) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("tempdir")?;
-        let mut toml = format!(
-            "[server]\nkeepalive_secs = {}\n\n[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
-             [compat]\nmode = {:?}\n\n[authorization]\nunlisted = \"read-only\"\n",
-            opts.keepalive_secs,
-            pki.dir.join("server.pem"),
-            pki.dir.join("server.key"),
-            pki.ca(),
-            opts.compat_mode,
-        );
-        for (id, hops) in &opts.nodes {
-            toml.push_str(&format!(
-                "\n[[authorization.node]]\nidentity = {id:?}\nnext_hops = {hops:?}\n"
-            ));
-        }
-        toml.push_str(&opts.extra_toml);
-        let config = dir.path().join("region.toml");
-        std::fs::write(&config, toml).context("writing the server config")?;
+        let path = dir.path().join("region.toml");
+        std::fs::write(&path, config.to_toml()?).context("writing the server config")?;
         let ready = dir.path().join("ready.json");
         let log = dir.path().join("server.log");
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let child = spawn_server(&config, &ready, &log, any, any)?;
         let mut server = Self {
-            child,
+            child: ChildGuard(spawn_server(&path, &ready, &log, &launch, None)?),
             tls: any,
             compat: any,
             http: None,
+            launch,
             log,
-            config,
+            config: path,
             ready,
             _dir: dir,
         };
@@ -299,31 +282,25 @@ impl RegionServer {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         let _ = std::fs::remove_file(&self.ready);
-        self.child = spawn_server(&self.config, &self.ready, &self.log, self.tls, self.compat)?;
+        let same = Some((self.tls, self.compat));
+        self.child.0 = spawn_server(&self.config, &self.ready, &self.log, &self.launch, same)?;
         self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&self.ready)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            {
-                self.tls = find_addr(&v, &["tls", "listen"])
-                    .with_context(|| format!("no tls address in ready file: {text}"))?;
-                self.compat = find_addr(&v, &["compat", "compat_listen"])
-                    .with_context(|| format!("no compat address in ready file: {text}"))?;
-                self.http = find_addr(&v, &["http"]);
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait().context("waiting on the server")? {
-                bail!("server exited with {status}: {}", self.log());
-            }
-            if start.elapsed() > WAIT {
-                bail!("server not ready within {WAIT:?}: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let r = Ready::wait(&self.ready, &mut self.child.0, WAIT)
+            .map_err(|e| e.context(format!("server log:\n{}", self.log())))?;
+        self.tls = r.tls.context("the ready file names no tls listener")?;
+        self.compat = r
+            .compat
+            .context("the ready file names no compat listener")?;
+        self.http = r.http;
+        Ok(())
+    }
+
+    /// The ready file (removed by a clean exit).
+    pub fn ready_file(&self) -> &Path {
+        &self.ready
     }
 
     /// What the server logged so far.
@@ -333,24 +310,123 @@ impl RegionServer {
 
     /// Kills the server at once (SIGKILL: no goodbye to the clients).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.kill();
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
+    }
+
+    /// Sends SIGTERM (with kill(1): no signal crate among the dependencies).
+    pub fn sigterm(&self) -> anyhow::Result<()> {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("running kill")?;
+        ensure!(st.success(), "kill -TERM failed: {st}");
+        Ok(())
+    }
+
+    /// Waits for the process to exit (killing it after [`WAIT`]).
+    pub fn wait_exit(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let log = self.log.clone();
+        self.child.wait_exit().map_err(|e| {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            e.context(format!("server log:\n{log}"))
+        })
+    }
+
+    /// GET `path` on the HTTP listener.
+    pub fn get(&self, path: &str) -> anyhow::Result<http::Response> {
+        let addr = self.http.context("the server's HTTP listener is off")?;
+        http::get(addr, path, WAIT)
+    }
+
+    /// GET `path`, which must answer 200 with JSON.
+    pub fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let r = self.get(path)?;
+        ensure!(r.status == 200, "GET {path}: status {}", r.status);
+        serde_json::from_str(&r.body).with_context(|| format!("GET {path}: not JSON: {}", r.body))
+    }
+
+    /// The value of an unlabelled counter or gauge in `/metrics`.
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let r = self.get("/metrics")?;
+        ensure!(r.status == 200, "GET /metrics: status {}", r.status);
+        http::metric_value(&r.body, name)
+            .with_context(|| format!("no {name} in /metrics:\n{}", r.body))
+    }
+
+    /// Polls `/sessions.json` until `cond` holds.
+    pub fn sessions_until(
+        &self,
+        what: &str,
+        cond: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        poll(what, || {
+            let v = self.get_json("/sessions.json")?;
+            let list = v
+                .as_array()
+                .context("sessions.json is not an array")?
+                .clone();
+            Ok(cond(&list).then_some(list))
+        })
     }
 }
 
-impl Drop for RegionServer {
-    fn drop(&mut self) {
-        self.kill();
+/// Starts `ferrinet-region serve --config <config>`, logging (appended) to `log`; `listen`
+/// overrides the route listeners of the config.
+fn spawn_server(
+    config: &Path,
+    ready: &Path,
+    log: &Path,
+    launch: &Launch,
+    listen: Option<(SocketAddr, SocketAddr)>,
+) -> anyhow::Result<Child> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .context("opening the server log")?;
+    let mut cmd = if launch.watchdog_pid_self {
+        // `exec` keeps the shell's pid, so $$ is the server's pid.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("export WATCHDOG_PID=$$; exec \"$0\" \"$@\"")
+            .arg(region_bin());
+        c
+    } else {
+        Command::new(region_bin())
+    };
+    cmd.arg("serve").arg("--config").arg(config);
+    if let Some((tls, compat)) = listen {
+        cmd.args(["--listen", &tls.to_string()])
+            .args(["--compat-listen", &compat.to_string()]);
+    }
+    cmd.arg("--ready-file")
+        .arg(ready)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().context("log file")?)
+        .stderr(log_file);
+    cmd.spawn().context("starting ferrinet-region serve")
+}
+
+/// Calls `f` until it returns `Some`, at most [`WAIT`].
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        if start.elapsed() > WAIT {
+            bail!("{what}: not within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

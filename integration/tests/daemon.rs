@@ -7,289 +7,19 @@
 //! is asserted.
 
 use std::collections::HashSet;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
-use anyhow::{Context as _, bail, ensure};
-use ferrinet_integration::raw::{RawConn, Recv, encode_all, routes};
-use ferrinet_integration::{ChildGuard, Env, Pki, WAIT, region_bin, workspace_root};
-use ferrinet_proto::frame::Message;
+use anyhow::{Context as _, ensure};
+use ferrinet_integration::raw::{RawConn, encode_all, routes};
+use ferrinet_integration::{
+    Env, Launch, Pki, RegionServer, ServerOpts, WAIT, poll, region_bin, workspace_root,
+};
+use ferrinet_region::loadgen::http::metric_value;
 use ferrinet_region::route::{Action, Route};
-
-/// Addresses and pid from the ready file.
-#[derive(Debug)]
-struct Ready {
-    tls: SocketAddr,
-    compat: SocketAddr,
-    http: SocketAddr,
-    pid: u32,
-}
-
-/// A `ferrinet-region serve` started by a test, with its own config, ready file and log.
-struct Daemon {
-    child: ChildGuard,
-    ready_file: PathBuf,
-    log: PathBuf,
-    addrs: Ready,
-    _dir: tempfile::TempDir,
-}
-
-/// A config with every listener on 127.0.0.1 port 0, the PKI's certificates, plaintext peers
-/// trusted, node-a allowed to announce fd00:a::/64; `server_extra` goes into `[server]`.
-fn config_toml(pki: &Pki, server_extra: &str) -> String {
-    format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nkeepalive_secs = 3600\n{server_extra}\n\
-         [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n\
-         [compat]\nlisten = \"127.0.0.1:0\"\nmode = \"trusted\"\n\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n\n\
-         [authorization]\nunlisted = \"read-only\"\n\n\
-         [[authorization.node]]\nidentity = \"node-a\"\nnext_hops = [\"fd00:a::/64\"]\n",
-        pki.dir.join("server.pem"),
-        pki.dir.join("server.key"),
-        pki.ca(),
-    )
-}
-
-impl Daemon {
-    /// Starts `serve --config <toml> --ready-file ...` with `env` set (and any systemd variables
-    /// of the test process removed). With `watchdog_pid_self`, the process is started through
-    /// `sh` so that `WATCHDOG_PID` can name the server's own pid, as systemd does.
-    fn start(
-        toml: &str,
-        env: &[(&str, &std::ffi::OsStr)],
-        watchdog_pid_self: bool,
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir().context("tempdir")?;
-        let config = dir.path().join("region.toml");
-        std::fs::write(&config, toml).context("writing the config")?;
-        let ready_file = dir.path().join("ready.json");
-        let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).context("creating the log")?;
-        let mut cmd = if watchdog_pid_self {
-            // `exec` keeps the shell's pid, so $$ is the server's pid.
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg("export WATCHDOG_PID=$$; exec \"$0\" \"$@\"")
-                .arg(region_bin());
-            c
-        } else {
-            Command::new(region_bin())
-        };
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("log file")?)
-            .stderr(log_file);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = ChildGuard(cmd.spawn().context("starting ferrinet-region serve")?);
-        let start = Instant::now();
-        let addrs = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready_file)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            {
-                let addr = |k: &str| -> anyhow::Result<SocketAddr> {
-                    v[k].as_str()
-                        .and_then(|s| s.parse().ok())
-                        .with_context(|| format!("no {k} address in the ready file: {text}"))
-                };
-                break Ready {
-                    tls: addr("tls")?,
-                    compat: addr("compat")?,
-                    http: addr("http")?,
-                    pid: v["pid"]
-                        .as_u64()
-                        .and_then(|p| u32::try_from(p).ok())
-                        .with_context(|| format!("no pid in the ready file: {text}"))?,
-                };
-            }
-            if let Some(status) = child.0.try_wait().context("waiting on the server")? {
-                bail!(
-                    "server exited with {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if start.elapsed() > WAIT {
-                bail!(
-                    "server not ready within {WAIT:?}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        ensure!(
-            addrs.pid == child.0.id(),
-            "ready file pid {} is not the child's {}",
-            addrs.pid,
-            child.0.id()
-        );
-        Ok(Self {
-            child,
-            ready_file,
-            log,
-            addrs,
-            _dir: dir,
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM (with kill(1): no signal crate among the dependencies).
-    fn sigterm(&self) -> anyhow::Result<()> {
-        let st = Command::new("kill")
-            .args(["-TERM", &self.child.0.id().to_string()])
-            .status()
-            .context("running kill")?;
-        ensure!(st.success(), "kill -TERM failed: {st}");
-        Ok(())
-    }
-
-    /// Waits for the process to exit (killing it after [`WAIT`]).
-    fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
-        self.child
-            .wait_exit()
-            .map_err(|e| e.context(format!("server log:\n{}", self.log())))
-    }
-
-    /// GET `path` on the HTTP listener.
-    fn get(&self, path: &str) -> anyhow::Result<Http> {
-        http_get(self.addrs.http, path)
-    }
-
-    fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        let r = self.get(path)?;
-        ensure!(r.status == 200, "GET {path}: status {}", r.status);
-        serde_json::from_str(&r.body).with_context(|| format!("GET {path}: not JSON: {}", r.body))
-    }
-
-    /// The value of an unlabelled counter or gauge in `/metrics`.
-    fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let r = self.get("/metrics")?;
-        ensure!(r.status == 200, "GET /metrics: status {}", r.status);
-        metric_value(&r.body, name).with_context(|| format!("no {name} in /metrics:\n{}", r.body))
-    }
-
-    /// Polls `/sessions.json` until `cond` holds.
-    fn sessions_until(
-        &self,
-        what: &str,
-        cond: impl Fn(&[serde_json::Value]) -> bool,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
-        poll(what, || {
-            let v = self.get_json("/sessions.json")?;
-            let list = v
-                .as_array()
-                .context("sessions.json is not an array")?
-                .clone();
-            Ok(cond(&list).then_some(list))
-        })
-    }
-}
-
-/// Calls `f` until it returns `Some`, at most [`WAIT`].
-fn poll<T>(what: &str, mut f: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f()? {
-            return Ok(v);
-        }
-        if start.elapsed() > WAIT {
-            bail!("{what}: not within {WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// An HTTP response.
-#[derive(Debug)]
-struct Http {
-    status: u16,
-    /// Header lines, names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Http {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A hand-written HTTP/1.1 GET with `Connection: close` (no HTTP client among the dependencies).
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<Http> {
-    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(WAIT))?;
-    s.set_write_timeout(Some(WAIT))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer to GET {path}"))?;
-    let text = String::from_utf8(raw).context("answer is not UTF-8")?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("no header end in {text:?}"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut r = Http {
-        status,
-        headers,
-        body: body.to_string(),
-    };
-    if r.header("transfer-encoding") == Some("chunked") {
-        r.body = dechunk(&r.body)?;
-    }
-    Ok(r)
-}
-
-fn dechunk(mut s: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = s.split_once("\r\n").context("bad chunk header")?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .context("bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        out.push_str(rest.get(..size).context("short chunk")?);
-        s = rest.get(size + 2..).context("short chunk")?;
-    }
-}
-
-/// The value of the sample `name` (no labels) in Prometheus / OpenMetrics text.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    })
-}
 
 fn session_with_peer<'a>(
     list: &'a [serde_json::Value],
@@ -311,16 +41,6 @@ async fn expect_adds(
     Ok(())
 }
 
-/// A KEEPALIVE round trip during which no UPDATE arrives: nothing more was queued.
-async fn quiet_ping(c: &mut RawConn) -> anyhow::Result<()> {
-    c.send(&Message::Keepalive).await?;
-    match c.recv().await? {
-        Recv::Frame(Message::Keepalive) => Ok(()),
-        Recv::Frame(m) => bail!("unexpected frame {m:?}"),
-        Recv::Closed => bail!("closed instead of answering a keepalive"),
-    }
-}
-
 /// Routes per round; the fast subscriber receives each round before the next is sent.
 const ROUND: usize = 2_000;
 /// Upper bound on routes sent while waiting for the overflow. The slow subscriber's kernel
@@ -332,23 +52,25 @@ const MAX_ROUTES: u32 = 1_000_000;
 async fn slow_subscriber_is_disconnected_and_counted_others_unaffected() -> anyhow::Result<()> {
     const VNI: u32 = 91;
     let env = Env::new()?;
-    let d = Daemon::start(&config_toml(&env.pki, "queue_len = 16"), &[], false)?;
+    let mut cfg = ServerOpts::default().config(&env.pki);
+    cfg.server.queue_len = 16;
+    let d = RegionServer::start_config(&cfg, Launch::default())?;
 
     // The slow subscriber: a tiny receive buffer (which also stops the kernel from growing it),
     // subscribed, and then it never reads.
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.set_recv_buffer_size(4096)?;
-    let stream = sock.connect(d.addrs.compat).await?;
+    let stream = sock.connect(d.compat).await?;
     let slow_addr = stream.local_addr()?.to_string();
     let mut slow = RawConn::from_tcp(stream)?;
     slow.establish(600).await?;
     slow.subscribe(VNI).await?;
     slow.ping().await?;
 
-    let mut fast = RawConn::established_plain(d.addrs.compat).await?;
+    let mut fast = RawConn::established_plain(d.compat).await?;
     fast.subscribe(VNI).await?;
     fast.ping().await?;
-    let mut announcer = RawConn::established_plain(d.addrs.compat).await?;
+    let mut announcer = RawConn::established_plain(d.compat).await?;
 
     // Rounds of unpaced UPDATEs; the fast subscriber takes every round in full before the next
     // one is sent, so only a subscriber that does not read can fall behind by a queue's worth.
@@ -385,7 +107,7 @@ async fn slow_subscriber_is_disconnected_and_counted_others_unaffected() -> anyh
         seen == all[..sent].iter().copied().collect::<HashSet<_>>(),
         "fast subscriber received other routes than the announced ones"
     );
-    quiet_ping(&mut fast).await?;
+    fast.sync().await?;
     announcer.ping().await?;
     poll("ferrinet_region_routes = routes announced", || {
         Ok((d.metric("ferrinet_region_routes")? == sent as f64).then_some(()))
@@ -421,7 +143,7 @@ async fn slow_subscriber_is_disconnected_and_counted_others_unaffected() -> anyh
     for (a, r) in fast.recv_updates(ROUND).await? {
         ensure!(a == Action::Remove, "unexpected {a:?} {r}");
     }
-    quiet_ping(&mut fast).await?;
+    fast.sync().await?;
     announcer.ping().await?;
     Ok(())
 }
@@ -429,21 +151,21 @@ async fn slow_subscriber_is_disconnected_and_counted_others_unaffected() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_cleanly_removes_ready_file_and_closes_sessions() -> anyhow::Result<()> {
     let env = Env::new()?;
-    let mut d = Daemon::start(&config_toml(&env.pki, ""), &[], false)?;
-    let mut tls = RawConn::tls(d.addrs.tls, env.pki.client_config(Some("node-a"))?).await?;
+    let mut d = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let mut tls = RawConn::tls(d.tls, env.pki.client_config(Some("node-a"))?).await?;
     tls.establish(600).await?;
     tls.subscribe(5).await?;
     tls.ping().await?;
-    let mut plain = RawConn::established_plain(d.addrs.compat).await?;
+    let mut plain = RawConn::established_plain(d.compat).await?;
     plain.ping().await?;
     d.sessions_until("both sessions listed", |l| l.len() == 2)?;
-    ensure!(d.ready_file.exists(), "ready file missing while running");
+    ensure!(d.ready_file().exists(), "ready file missing while running");
 
     d.sigterm()?;
     let status = d.wait_exit()?;
     ensure!(status.success(), "exit status {status}:\n{}", d.log());
     ensure!(
-        !d.ready_file.exists(),
+        !d.ready_file().exists(),
         "ready file still there after a clean exit"
     );
     for (what, c) in [("tls", &mut tls), ("plaintext", &mut plain)] {
@@ -603,21 +325,23 @@ fn systemd_hears_ready_watchdog_and_stopping() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path)?;
-    let mut d = Daemon::start(
-        &config_toml(&env.pki, ""),
-        &[
-            ("NOTIFY_SOCKET", path.as_os_str()),
-            ("WATCHDOG_USEC", "2000000".as_ref()),
-        ],
-        true,
+    let mut d = RegionServer::start_config(
+        &ServerOpts::default().config(&env.pki),
+        Launch {
+            env: vec![
+                ("NOTIFY_SOCKET".into(), path.clone().into()),
+                ("WATCHDOG_USEC".into(), "2000000".into()),
+            ],
+            watchdog_pid_self: true,
+        },
     )?;
 
     let mut seen = String::new();
     recv_until(&sock, "READY=1", &mut seen)?;
     // READY=1 is sent only once every listener is bound and the ready file written.
-    ensure!(d.ready_file.exists(), "READY=1 before the ready file");
-    TcpStream::connect(d.addrs.tls).context("TLS port after READY=1")?;
-    TcpStream::connect(d.addrs.compat).context("compat port after READY=1")?;
+    ensure!(d.ready_file().exists(), "READY=1 before the ready file");
+    TcpStream::connect(d.tls).context("TLS port after READY=1")?;
+    TcpStream::connect(d.compat).context("compat port after READY=1")?;
 
     seen.clear();
     recv_until(&sock, "WATCHDOG=1", &mut seen)?;
@@ -634,8 +358,8 @@ fn systemd_hears_ready_watchdog_and_stopping() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_endpoints_show_health_metrics_routes_and_sessions() -> anyhow::Result<()> {
     let env = Env::new()?;
-    let d = Daemon::start(&config_toml(&env.pki, ""), &[], false)?;
-    let mut a = RawConn::tls(d.addrs.tls, env.pki.client_config(Some("node-a"))?).await?;
+    let d = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let mut a = RawConn::tls(d.tls, env.pki.client_config(Some("node-a"))?).await?;
     a.establish(600).await?;
     a.subscribe(42).await?;
     let route: Route = "42#10.42.0.1/32#fd00:a::1".parse()?;

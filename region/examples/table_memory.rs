@@ -7,27 +7,16 @@ mod common;
 use std::time::Instant;
 
 use common::route;
+use ferrinet_region::loadgen::rss_bytes;
 use ferrinet_region::route::Route;
 use ferrinet_region::table::RouteTable;
 
 const ROUTES: u32 = 1_000_000;
 
-/// Resident set size in bytes, from `/proc/self/statm` (Linux only; 0 elsewhere).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    // Page size is 4 KiB on the platforms we run on; avoids a libc dependency.
-    pages * 4096
-}
-
-fn main() {
+fn main() -> anyhow::Result<()> {
     // Build the routes first so that only the table's memory is measured.
     let routes: Vec<Route> = (0..ROUTES).map(route).collect();
-    let before = rss_bytes();
+    let before = rss_bytes(std::process::id())?;
     let start = Instant::now();
     let mut table = RouteTable::new();
     let mut adds = 0usize;
@@ -35,7 +24,7 @@ fn main() {
         adds += usize::from(table.announce(1, *r).is_some());
     }
     let elapsed = start.elapsed();
-    let after = rss_bytes();
+    let after = rss_bytes(std::process::id())?;
     assert_eq!(adds, ROUTES as usize);
     let grown = after.saturating_sub(before);
     println!(
@@ -68,6 +57,7 @@ fn main() {
     println!(
         "after remove_session: table heap {} bytes, RSS {:.1} MiB above the start",
         table.heap_bytes(),
-        rss_bytes().saturating_sub(before) as f64 / (1 << 20) as f64
+        rss_bytes(std::process::id())?.saturating_sub(before) as f64 / (1 << 20) as f64
     );
+    Ok(())
 }

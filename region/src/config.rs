@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::Ipv6Net;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::server::CompatMode;
 use crate::server::authz::{Authz, Permission, Unlisted};
@@ -63,7 +63,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// The configuration file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`: TLS listener and session limits.
@@ -81,7 +81,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// TLS listener address; empty turns the TLS listener off.
@@ -115,7 +115,7 @@ impl Default for ServerSection {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     /// Server certificate chain (PEM).
@@ -127,7 +127,7 @@ pub struct TlsSection {
 }
 
 /// `[compat]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompatSection {
     /// Plaintext listener address; empty (the default) turns it off.
@@ -137,7 +137,7 @@ pub struct CompatSection {
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// HTTP listener address; empty turns it off.
@@ -153,7 +153,7 @@ impl Default for HttpSection {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -164,7 +164,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// Output format.
@@ -183,7 +183,7 @@ impl Default for LogSection {
 }
 
 /// `[authorization]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthorizationSection {
     /// What a TLS client whose identity has no `[[authorization.node]]` entry may do.
@@ -193,7 +193,7 @@ pub struct AuthorizationSection {
 }
 
 /// `[[authorization.node]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     /// The identity: first DNS or URI SAN of the client certificate.
@@ -254,6 +254,12 @@ pub fn parse_listen(key: &str, s: &str) -> Result<Option<SocketAddr>, ConfigErro
 }
 
 impl Config {
+    /// The configuration as a TOML file, for tools and tests that start a server process from
+    /// typed values. Fails only for a path that is not UTF-8.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
     /// Parses TOML text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -552,6 +558,43 @@ mod tests {
             ),
             "authorization.node[1].identity"
         );
+    }
+
+    #[test]
+    fn typed_config_round_trips_through_toml() {
+        let mut c = Config::default();
+        c.server.listen = "127.0.0.1:0".into();
+        c.server.queue_len = 16;
+        c.tls.cert = Some("/pki/server.pem".into());
+        c.tls.key = Some("/pki/server.key".into());
+        c.tls.client_ca = Some("/pki/ca.pem".into());
+        c.compat.listen = "127.0.0.1:0".into();
+        c.compat.mode = CompatMode::Trusted;
+        c.log.format = LogFormat::Json;
+        c.authorization.unlisted = Unlisted::Reject;
+        c.authorization.node.push(NodeEntry {
+            identity: "node-a".into(),
+            next_hops: vec!["fd00:a::/64".into()],
+        });
+        let text = c.to_toml().unwrap();
+        let s = parse(&text).unwrap();
+        assert_eq!(s.addresses.tls, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(s.addresses.compat, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(s.server.queue_len, 16);
+        assert_eq!(s.server.compat_mode, CompatMode::Trusted);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.tls.unwrap().client_ca, Path::new("/pki/ca.pem"));
+        assert!(s.server.authz.permission("node-b").is_none());
+        assert!(
+            s.server
+                .authz
+                .permission("node-a")
+                .unwrap()
+                .allows("fd00:a::1".parse().unwrap())
+        );
+        // The defaults survive the trip too.
+        let d = parse(&Config::default().to_toml().unwrap()).unwrap();
+        assert_eq!(d.addresses, parse("").unwrap().addresses);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ferrinet_region::certs;
 use ferrinet_region::config::{Config, LogFormat, NodeEntry, Settings, parse_listen};
+use ferrinet_region::loadgen::Ready;
 use ferrinet_region::server::{self, Listeners, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -184,16 +185,14 @@ async fn serve(s: Settings, cfg: ServerConfig, ready_file: Option<PathBuf>) -> a
         fmt(http)
     );
     if let Some(path) = &ready_file {
-        let json = serde_json::json!({
-            "tls": tls.map(|a| a.to_string()),
-            "compat": compat.map(|a| a.to_string()),
-            "http": http.map(|a| a.to_string()),
-            "pid": std::process::id(),
-        });
-        // Written whole and renamed, so a reader never sees half a file.
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{json}\n"))
-            .and_then(|()| std::fs::rename(&tmp, path))
+        let ready = Ready {
+            tls,
+            compat,
+            http,
+            pid: std::process::id(),
+        };
+        ready
+            .write(path)
             .with_context(|| format!("writing --ready-file {}", path.display()))?;
     }
     notify_systemd();

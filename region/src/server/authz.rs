@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 use ipnet::Ipv6Net;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What one peer may announce.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,7 +47,7 @@ impl Permission {
 }
 
 /// What a TLS client without an entry may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unlisted {
     /// Connect and subscribe; announcements are refused.

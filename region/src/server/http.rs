@@ -1,8 +1,21 @@
-//! HTTP endpoints: `/` (status page), `/routes.json` (optionally `?vni=N`), `/sessions.json`,
-//! `/metrics` (OpenMetrics text), `/healthz`.
+//! HTTP endpoints: `/` (status page), `/routes.json`, `/sessions.json`, `/metrics`
+//! (OpenMetrics text), `/healthz`.
 //!
 //! Handlers ask the table task over its inbox with a oneshot reply, so the table stays owned by
 //! one task; a table that does not answer within a second makes `/healthz` fail.
+//!
+//! `/routes.json` is paged, so that listing a table of millions of routes is many short pieces
+//! of work for the table task rather than one that stalls route distribution:
+//!
+//! - `vni=N`: only VNI `N` (default: every VNI);
+//! - `limit=N`: at most `N` routes in the page, 1 to 10000 (default 1000);
+//! - `cursor=C`: continue a walk where the previous page ended: `C` is that page's `next`.
+//!
+//! The answer is `{"route_count": ..., "vnis": [{"vni": ..., "routes": [...]}], "next": ...}`;
+//! `next` is `null` on the last page, and a page may hold fewer routes than `limit` (even none)
+//! while `next` is not. A walk returns every route that exists throughout it exactly once. A bad
+//! parameter is a 400 naming it; a cursor from before the table compacted itself (after mass
+//! withdrawals) is a 409: walk again from the start.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -14,12 +27,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::table_task::{RoutesView, SessionView, ToTable};
+use crate::route::MAX_VNI;
+use crate::table::{Cursor, CursorError};
 
 /// How long a handler waits for the table task.
 const TABLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,20 +87,78 @@ async fn ask<T>(
     tokio::time::timeout(timeout, rx).await.ok()?.ok()
 }
 
-#[derive(Deserialize)]
+/// Routes in a `/routes.json` page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 1000;
+/// Largest `limit`: bounds the table task's work (and the answer) per request.
+const MAX_LIMIT: usize = 10_000;
+
+/// The parameters of `/routes.json`, checked.
+#[derive(Debug, PartialEq, Eq)]
 struct RoutesQuery {
     vni: Option<u32>,
+    cursor: Option<Cursor>,
+    limit: usize,
 }
 
-async fn routes_json(State(s): State<HttpState>, Query(q): Query<RoutesQuery>) -> Response {
-    match ask(
-        &s.table,
-        |reply| ToTable::Routes { vni: q.vni, reply },
-        TABLE_TIMEOUT,
-    )
-    .await
-    {
-        Some(v) => Json::<RoutesView>(v).into_response(),
+impl RoutesQuery {
+    /// Every value checked; the error names the parameter. Unknown parameters are errors too,
+    /// so that a misspelt `limit` does not silently give the default.
+    fn parse(pairs: &[(String, String)]) -> Result<Self, String> {
+        let mut q = Self {
+            vni: None,
+            cursor: None,
+            limit: DEFAULT_LIMIT,
+        };
+        let mut seen = Vec::new();
+        for (k, v) in pairs {
+            if seen.contains(&k) {
+                return Err(format!("{k}: given more than once"));
+            }
+            seen.push(k);
+            match k.as_str() {
+                "vni" => {
+                    let vni = v.parse().ok().filter(|&n| n <= MAX_VNI);
+                    q.vni = Some(vni.ok_or_else(|| {
+                        format!("vni: {v:?} is not a VNI (a number from 0 to {MAX_VNI})")
+                    })?);
+                }
+                "limit" => {
+                    let limit = v.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n));
+                    q.limit = limit.ok_or_else(|| {
+                        format!("limit: {v:?} is not a number from 1 to {MAX_LIMIT}")
+                    })?;
+                }
+                "cursor" => {
+                    q.cursor = Some(v.parse().map_err(|e: CursorError| format!("cursor: {e}"))?);
+                }
+                _ => {
+                    return Err(format!(
+                        "{k}: unknown parameter (known: vni, limit, cursor)"
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+async fn routes_json(
+    State(s): State<HttpState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let q = match RoutesQuery::parse(&pairs) {
+        Ok(q) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let make = |reply| ToTable::Routes {
+        vni: q.vni,
+        cursor: q.cursor,
+        limit: q.limit,
+        reply,
+    };
+    match ask(&s.table, make, TABLE_TIMEOUT).await {
+        Some(Ok(v)) => Json::<RoutesView>(v).into_response(),
+        Some(Err(e)) => (StatusCode::CONFLICT, format!("cursor: {e}\n")).into_response(),
         None => unavailable(),
     }
 }

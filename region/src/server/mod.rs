@@ -56,7 +56,7 @@ pub struct Listeners {
 }
 
 /// What a plaintext peer may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompatMode {
     /// Subscribe only; every UPDATE is refused and counted.

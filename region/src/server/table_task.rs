@@ -22,7 +22,7 @@ use super::authz::Permission;
 use super::metrics::Metrics;
 use crate::conn::{Outbound, encode_route};
 use crate::route::{Action, NextHopType, Route};
-use crate::table::{Change, Recipients, RouteTable, SessionId};
+use crate::table::{Change, Cursor, Recipients, RouteTable, SessionId, StaleCursor};
 
 /// Which listener a session came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,12 +131,16 @@ pub enum ToTable {
     Batch(SessionId, Vec<Op>),
     /// The session ended.
     Closed(SessionId),
-    /// `/routes.json`: routes of one VNI or all.
+    /// `/routes.json`: one page of the routes of one VNI or all.
     Routes {
         /// Only this VNI.
         vni: Option<u32>,
+        /// Where the page starts (`None`: the first page).
+        cursor: Option<Cursor>,
+        /// Most routes in the page.
+        limit: usize,
         /// Answer.
-        reply: oneshot::Sender<RoutesView>,
+        reply: oneshot::Sender<Result<RoutesView, StaleCursor>>,
     },
     /// `/sessions.json` and the status page.
     Sessions(oneshot::Sender<Vec<SessionView>>),
@@ -189,13 +193,15 @@ pub struct VniView {
     pub routes: Vec<RouteView>,
 }
 
-/// `/routes.json`.
+/// A page of `/routes.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoutesView {
     /// Distinct routes in the whole table.
     pub route_count: usize,
-    /// Per VNI.
+    /// Per VNI, sorted; a VNI larger than a page spans several pages.
     pub vnis: Vec<VniView>,
+    /// The `cursor` of the next page; `null` on the last one.
+    pub next: Option<String>,
 }
 
 /// One session in `/sessions.json`.
@@ -293,8 +299,13 @@ impl TableTask {
                 }
             }
             ToTable::Closed(id) => self.remove(id),
-            ToTable::Routes { vni, reply } => {
-                let _ = reply.send(self.routes_view(vni));
+            ToTable::Routes {
+                vni,
+                cursor,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.routes_view(vni, cursor, limit));
             }
             ToTable::Sessions(reply) => {
                 let _ = reply.send(self.sessions_view());
@@ -450,42 +461,44 @@ impl TableTask {
         }
     }
 
-    fn routes_view(&self, vni: Option<u32>) -> RoutesView {
-        let vnis = match vni {
-            Some(v) => vec![v],
-            None => self.table.vnis(),
-        };
-        let vnis = vnis
-            .into_iter()
-            .map(|vni| VniView {
-                vni,
-                routes: self
-                    .table
-                    .routes_of(vni)
+    fn routes_view(
+        &self,
+        vni: Option<u32>,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> Result<RoutesView, StaleCursor> {
+        let page = self.table.page(vni, cursor, limit)?;
+        let mut vnis: Vec<VniView> = Vec::new();
+        // The page is sorted by VNI first: its routes group into consecutive runs.
+        for (r, owners) in page.routes {
+            let view = RouteView {
+                prefix: r.destination.to_string(),
+                next_hop: r.next_hop.address.to_string(),
+                r#type: r.next_hop.kind.short_name(),
+                target_vni: r.next_hop.target_vni,
+                nat_ports: (r.next_hop.kind == NextHopType::Nat)
+                    .then_some([r.next_hop.port_from, r.next_hop.port_to]),
+                owners: owners
                     .into_iter()
-                    .map(|(r, owners)| RouteView {
-                        prefix: r.destination.to_string(),
-                        next_hop: r.next_hop.address.to_string(),
-                        r#type: r.next_hop.kind.short_name(),
-                        target_vni: r.next_hop.target_vni,
-                        nat_ports: (r.next_hop.kind == NextHopType::Nat)
-                            .then_some([r.next_hop.port_from, r.next_hop.port_to]),
-                        owners: owners
-                            .into_iter()
-                            .map(|session| OwnerView {
-                                session,
-                                peer: self.owner_name(session),
-                            })
-                            .collect(),
+                    .map(|session| OwnerView {
+                        session,
+                        peer: self.owner_name(session),
                     })
                     .collect(),
-            })
-            .filter(|v| !v.routes.is_empty())
-            .collect();
-        RoutesView {
+            };
+            match vnis.last_mut() {
+                Some(v) if v.vni == r.vni => v.routes.push(view),
+                _ => vnis.push(VniView {
+                    vni: r.vni,
+                    routes: vec![view],
+                }),
+            }
+        }
+        Ok(RoutesView {
             route_count: self.table.route_count(),
             vnis,
-        }
+            next: page.next.map(|c| c.to_string()),
+        })
     }
 
     fn sessions_view(&self) -> Vec<SessionView> {

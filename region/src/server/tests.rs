@@ -1,21 +1,21 @@
 //! In-process server tests on loopback: plain TCP and TLS peers speaking the real codec.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use ferrinet_proto::frame::{self, Message};
+use ferrinet_proto::frame::Message;
 use ferrinet_proto::route::{Hello, Subscription};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::*;
 use crate::certs::Pki;
-use crate::conn::FrameReader;
+use crate::loadgen::raw::{RawConn, Recv};
+use crate::loadgen::{WAIT, encode_updates, http, routes};
 use crate::route::{Action, Route};
 
 /// Generous bound so a broken server fails the test instead of hanging it; never a measurement.
@@ -75,66 +75,45 @@ impl TestServer {
             .unwrap();
     }
 
-    /// A plain HTTP/1.0 GET, returning the body.
-    async fn get(&self, path: &str) -> String {
-        use tokio::io::AsyncReadExt;
-        let mut s = TcpStream::connect(self.http).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+    /// GET `path`, whatever the status. The request blocks, so it runs off this runtime's
+    /// thread, which must keep serving it.
+    async fn fetch(&self, path: &str) -> http::Response {
+        let (addr, path) = (self.http, path.to_string());
+        tokio::task::spawn_blocking(move || http::get(addr, &path, WAIT))
             .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(
-            out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
-            "{out}"
-        );
-        out.split_once("\r\n\r\n").unwrap().1.to_string()
+            .unwrap()
+            .unwrap()
+    }
+
+    /// GET `path`, which must succeed; the body.
+    async fn get(&self, path: &str) -> String {
+        let r = self.fetch(path).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
     }
 }
 
-struct Peer<S> {
-    rd: FrameReader<ReadHalf<S>>,
-    wr: WriteHalf<S>,
-    inbox: std::collections::VecDeque<Message>,
-}
+/// The shared raw connection, with panicking calls: a failure is the test's failure.
+struct Peer(RawConn);
 
-impl<S: AsyncRead + AsyncWrite> Peer<S> {
-    fn new(s: S) -> Self {
-        let (rd, wr) = tokio::io::split(s);
-        Self {
-            rd: FrameReader::new(rd),
-            wr,
-            inbox: Default::default(),
-        }
-    }
-
+impl Peer {
     async fn send_all(&mut self, msgs: &[Message]) {
-        let mut b = BytesMut::new();
-        for m in msgs {
-            frame::encode(m, &mut b).unwrap();
-        }
-        self.wr.write_all(&b).await.unwrap();
+        self.0.send_all(msgs).await.unwrap();
     }
 
     async fn send(&mut self, m: Message) {
-        self.send_all(&[m]).await;
+        self.0.send(&m).await.unwrap();
+    }
+
+    async fn send_bytes(&mut self, b: &[u8]) {
+        self.0.send_bytes(b).await.unwrap();
     }
 
     /// Next message; `None` when the server closed the connection.
     async fn next(&mut self) -> Option<Message> {
-        if let Some(m) = self.inbox.pop_front() {
-            return Some(m);
-        }
-        let mut v = Vec::new();
-        match tokio::time::timeout(PATIENCE, self.rd.read_batch(&mut v))
-            .await
-            .expect("server did not answer")
-        {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                self.inbox.extend(v);
-                self.inbox.pop_front()
-            }
+        match self.0.recv().await.expect("server did not answer") {
+            Recv::Frame(m) => Some(m),
+            Recv::Closed => None,
         }
     }
 
@@ -143,26 +122,20 @@ impl<S: AsyncRead + AsyncWrite> Peer<S> {
     }
 
     async fn establish(&mut self) {
-        self.send(Message::Hello(Hello {
-            keepalive_interval: 3,
-            is_server: false,
-            ferrinet_extensions: 0,
-        }))
-        .await;
-        self.expect(Message::Hello(Hello {
-            keepalive_interval: 3,
-            is_server: true,
-            ferrinet_extensions: 0,
-        }))
-        .await;
-        self.send(Message::Keepalive).await;
-        self.expect(Message::Keepalive).await;
+        let hello = self.0.establish(3).await.unwrap();
+        assert_eq!(
+            hello,
+            Hello {
+                keepalive_interval: 3,
+                is_server: true,
+                ferrinet_extensions: 0,
+            }
+        );
     }
 
     /// A KEEPALIVE round trip: everything queued for this peer before it arrives first.
     async fn sync(&mut self) {
-        self.send(Message::Keepalive).await;
-        self.expect(Message::Keepalive).await;
+        self.0.sync().await.unwrap();
     }
 
     async fn subscribe(&mut self, vni: u32) {
@@ -170,8 +143,8 @@ impl<S: AsyncRead + AsyncWrite> Peer<S> {
     }
 }
 
-async fn plain(addr: SocketAddr) -> Peer<TcpStream> {
-    Peer::new(TcpStream::connect(addr).await.unwrap())
+async fn plain(addr: SocketAddr) -> Peer {
+    Peer(RawConn::plain(addr).await.unwrap())
 }
 
 fn route(s: &str) -> Route {
@@ -237,11 +210,11 @@ async fn garbage_closes_only_that_session_and_bad_routes_are_refused() {
 
     let mut bad = plain(addr).await;
     bad.establish().await;
-    bad.wr.write_all(&[1, 0xff, 0xff, 5]).await.unwrap();
+    bad.send_bytes(&[1, 0xff, 0xff, 5]).await;
     assert_eq!(bad.next().await, None);
 
     let mut junk = plain(addr).await;
-    junk.wr.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    junk.send_bytes(b"GET / HTTP/1.1\r\n\r\n").await;
     assert_eq!(junk.next().await, None);
 
     // A decodable but invalid route (prefix length 40 for IPv4) is refused; the session lives.
@@ -367,12 +340,8 @@ async fn tls_mutual_auth_and_next_hop_authorization() {
         )
         .unwrap();
         async move {
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let s = tokio_rustls::TlsConnector::from(client)
-                .connect(crate::tls::server_name("localhost").unwrap(), tcp)
-                .await
-                .unwrap();
-            Peer::new(s)
+            let name = crate::tls::server_name("localhost").unwrap();
+            Peer(RawConn::tls_named(addr, client, name).await.unwrap())
         }
     };
     let mut a = connect(0).await;
@@ -442,4 +411,147 @@ async fn tls_listener_without_certificates_is_an_error() {
     )
     .await;
     assert!(matches!(r, Err(ServerError::NoTls)));
+}
+
+/// The routes of one `/routes.json` page in the route syntax (`VNI#PREFIX#NEXTHOP#TYPE`, which
+/// is all there is to the generated routes), and its `next`.
+fn page_routes(body: &str) -> (Vec<String>, Option<String>) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut out = Vec::new();
+    for vni in v["vnis"].as_array().unwrap() {
+        for r in vni["routes"].as_array().unwrap() {
+            out.push(format!(
+                "{}#{}#{}#{}",
+                vni["vni"],
+                r["prefix"].as_str().unwrap(),
+                r["next_hop"].as_str().unwrap(),
+                r["type"].as_str().unwrap()
+            ));
+        }
+    }
+    (out, v["next"].as_str().map(String::from))
+}
+
+/// Every page of a walk of `/routes.json?{query}`, each checked against `limit`.
+async fn walk_routes(srv: &TestServer, query: &str, limit: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut path = format!("/routes.json?{query}limit={limit}");
+    for _ in 0..10_000 {
+        let (page, next) = page_routes(&srv.get(&path).await);
+        assert!(page.len() <= limit, "{} routes in a page", page.len());
+        all.extend(page);
+        match next {
+            Some(c) => path = format!("/routes.json?{query}limit={limit}&cursor={c}"),
+            None => return all,
+        }
+    }
+    panic!("the walk does not end");
+}
+
+/// A server holding `counts[i]` generated routes in VNI `i + 1`, announced by the returned
+/// session; the second one subscribed to every VNI and has received them all, so every one of
+/// them is stored.
+async fn server_with_routes(counts: &[u32]) -> (TestServer, Peer, Peer, Vec<Route>) {
+    let srv = start(ServerConfig::plaintext_trusted(), false, true).await;
+    let addr = srv.compat.unwrap();
+    let mut watcher = plain(addr).await;
+    watcher.establish().await;
+    let mut all = Vec::new();
+    for (vni, &n) in (1..).zip(counts) {
+        watcher.subscribe(vni).await;
+        all.extend(routes(vni, n, "fd00::".parse().unwrap()));
+    }
+    watcher.sync().await;
+    let mut a = plain(addr).await;
+    a.establish().await;
+    a.send_bytes(&encode_updates(Action::Add, &all).unwrap())
+        .await;
+    watcher.0.count_updates(all.len() as u64).await.unwrap();
+    (srv, a, watcher, all)
+}
+
+#[tokio::test]
+async fn routes_json_pages_walk_every_route_exactly_once() {
+    let (srv, _a, _watcher, all) = server_with_routes(&[1200, 1000, 301]).await;
+    let want: BTreeSet<String> = all.iter().map(Route::to_string).collect();
+    assert_eq!(want.len(), 2501);
+
+    // Without parameters: the first page of at most 1000 routes, and where to go on.
+    let (first, next) = page_routes(&srv.get("/routes.json").await);
+    assert_eq!(first.len(), 1000);
+    assert!(next.is_some());
+
+    for limit in [1000, 700, 10_000] {
+        let walked = walk_routes(&srv, "", limit).await;
+        let distinct: BTreeSet<String> = walked.iter().cloned().collect();
+        assert_eq!(
+            distinct.len(),
+            walked.len(),
+            "a route twice with limit {limit}"
+        );
+        assert_eq!(distinct, want, "limit {limit}");
+    }
+    // One VNI, in pages too.
+    let walked = walk_routes(&srv, "vni=2&", 300).await;
+    let distinct: BTreeSet<String> = walked.iter().cloned().collect();
+    assert_eq!(distinct.len(), walked.len());
+    let of_2: BTreeSet<String> = want
+        .iter()
+        .filter(|r| r.starts_with("2#"))
+        .cloned()
+        .collect();
+    assert_eq!(distinct, of_2);
+    let (none, next) = page_routes(&srv.get("/routes.json?vni=4").await);
+    assert!(none.is_empty() && next.is_none());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn routes_json_refuses_bad_parameters_naming_them() {
+    let (srv, _a, _watcher, _) = server_with_routes(&[10]).await;
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=10001", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=", "limit"),
+        ("cursor=bogus", "cursor"),
+        ("cursor=0-", "cursor"),
+        ("cursor=0-1-2", "cursor"),
+        ("vni=x", "vni"),
+        ("vni=16777216", "vni"),
+        ("vni=1&vni=2", "vni"),
+        ("limt=5", "limt"),
+    ] {
+        let r = srv.fetch(&format!("/routes.json?{query}")).await;
+        assert_eq!(r.status, 400, "{query}: {r:?}");
+        assert!(
+            r.body.starts_with(&format!("{param}: ")),
+            "{query}: {}",
+            r.body
+        );
+    }
+    assert_eq!(srv.fetch("/routes.json?limit=10000").await.status, 200);
+    assert_eq!(
+        srv.fetch("/routes.json?vni=16777215&limit=1").await.status,
+        200
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn routes_json_cursor_from_before_a_compaction_is_a_conflict() {
+    let (srv, mut a, mut watcher, all) = server_with_routes(&[40]).await;
+    let (_, next) = page_routes(&srv.get("/routes.json?limit=5").await);
+    let cursor = next.unwrap();
+    // Withdrawing most routes makes the table compact itself (tests compact small tables).
+    a.send_bytes(&encode_updates(Action::Remove, &all[..35]).unwrap())
+        .await;
+    watcher.0.count_updates(35).await.unwrap();
+    let r = srv
+        .fetch(&format!("/routes.json?limit=5&cursor={cursor}"))
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.body.starts_with("cursor: "), "{}", r.body);
+    assert_eq!(walk_routes(&srv, "", 2).await.len(), 5);
+    srv.stop().await;
 }
