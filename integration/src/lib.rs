@@ -18,6 +18,7 @@ use ferrinet_region::config::{CompatMode, Config, NodeEntry};
 use ferrinet_region::loadgen::{Ready, http};
 use ferrinet_route_client::client::TlsClient;
 
+pub mod node;
 pub mod raw;
 pub mod watch;
 
@@ -45,45 +46,94 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// The `ferrinet-region` binary: `FERRINET_REGION_BIN` if set, else
-/// `<target>/debug/ferrinet-region`, built first (once per test process) when it is missing or
-/// older than the sources it is made from.
+/// A workspace binary: `env` if set, else `<target>/debug/<bin>`, built first (once per test
+/// process) when it is missing or older than the sources it is made from (`inputs`, relative
+/// to the workspace root).
 ///
 /// The staleness check avoids a nested `cargo build` when the binary is fresh: that build
-/// resolves features for `ferrinet-region` alone, differently from `cargo test`, and would
-/// relink on every test run.
+/// resolves features for the package alone, differently from `cargo test`, and would relink on
+/// every test run.
+fn workspace_bin(env: &str, package: &str, bin: &str, inputs: &[&str]) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let path = target_dir().join("debug").join(bin);
+    if is_fresh(&path, inputs) {
+        return path;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", package, "--bin", bin])
+        .current_dir(workspace_root())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("cargo build of {bin} failed: {s}"),
+        Err(e) => panic!("cannot run cargo to build {bin}: {e}"),
+    }
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
+/// The `ferrinet-region` binary (`FERRINET_REGION_BIN` overrides).
 pub fn region_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("FERRINET_REGION_BIN") {
-            return PathBuf::from(p);
-        }
-        let bin = target_dir().join("debug").join("ferrinet-region");
-        if is_fresh(&bin) {
-            return bin;
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "ferrinet-region", "--bin", "ferrinet-region"])
-            .current_dir(workspace_root())
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => panic!("cargo build of ferrinet-region failed: {s}"),
-            Err(e) => panic!("cannot run cargo to build ferrinet-region: {e}"),
-        }
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
+        workspace_bin(
+            "FERRINET_REGION_BIN",
+            "ferrinet-region",
+            "ferrinet-region",
+            &[
+                "Cargo.toml",
+                "Cargo.lock",
+                "region",
+                "route-client",
+                "proto",
+            ],
+        )
     })
 }
 
-/// Whether `bin` exists and is newer than every source file of the crates it is built from.
-fn is_fresh(bin: &Path) -> bool {
+const NODE_INPUTS: &[&str] = &[
+    "Cargo.toml",
+    "Cargo.lock",
+    "node",
+    "route-client",
+    "dataplane",
+    "proto",
+];
+
+/// The `ferrinet-node` binary (`FERRINET_NODE_BIN` overrides).
+pub fn node_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        workspace_bin(
+            "FERRINET_NODE_BIN",
+            "ferrinet-node",
+            "ferrinet-node",
+            NODE_INPUTS,
+        )
+    })
+}
+
+/// The `ferrinetctl` binary (`FERRINETCTL_BIN` overrides).
+pub fn ctl_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        workspace_bin(
+            "FERRINETCTL_BIN",
+            "ferrinet-node",
+            "ferrinetctl",
+            NODE_INPUTS,
+        )
+    })
+}
+
+fn is_fresh(bin: &Path, inputs: &[&str]) -> bool {
     let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
         return false;
     };
     let root = workspace_root();
-    let inputs = ["Cargo.toml", "Cargo.lock", "region", "proto"];
     inputs
         .iter()
         .all(|p| newest(&root.join(p)).is_some_and(|t| t <= built))

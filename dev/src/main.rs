@@ -1,0 +1,200 @@
+//! `ferrinet-dev`: the development setup in one process. A region route server with dev
+//! certificates (TLS, mutual authentication) and `--nodes` node daemons, each with its own
+//! embedded software dataplane, state directory and admin socket, all connected to the server.
+//! Prints the `ferrinetctl` commands to try, runs until Ctrl-C.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+use ferrinet_node::config::Config;
+use ferrinet_node::daemon::Node;
+use ferrinet_region::server::authz::{Authz, Permission, Unlisted};
+use ferrinet_region::server::{self, Listeners, ServerConfig};
+use ferrinet_region::{certs, tls};
+use tokio::net::TcpListener;
+
+/// ferrinet dev mode: a route server and several nodes with embedded dataplanes.
+#[derive(Parser, Debug)]
+#[command(name = "ferrinet-dev", version)]
+struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
+    /// Where certificates, node state and admin sockets live (created if missing).
+    #[arg(long, default_value = "ferrinet-dev")]
+    dir: PathBuf,
+    /// Route server TLS listener.
+    #[arg(long, default_value = "[::1]:4711")]
+    listen: String,
+    /// Route server status page.
+    #[arg(long, default_value = "127.0.0.1:4712")]
+    http: String,
+}
+
+fn node_name(i: u16) -> String {
+    format!("node-{i}")
+}
+
+/// Each node's dataplane underlay, which is also what it may announce as next hops.
+fn underlay(i: u16) -> String {
+    format!("fc00:{i}::/64")
+}
+
+fn node_config(
+    dir: &Path,
+    pki: &Path,
+    i: u16,
+    server: &str,
+) -> anyhow::Result<ferrinet_node::config::Settings> {
+    let name = node_name(i);
+    let home = dir.join(&name);
+    let text = format!(
+        r#"node_name = "{name}"
+state_dir = {state:?}
+[admin]
+socket = {socket:?}
+[dataplane]
+address = "embedded"
+embedded_underlay = "{ul}"
+[routes]
+servers = ["{server}"]
+ca = {ca:?}
+cert = {cert:?}
+key = {key:?}
+server_name = "localhost"
+[http]
+listen = "127.0.0.1:0"
+"#,
+        state = home.join("state"),
+        socket = home.join("node.sock"),
+        ul = underlay(i),
+        ca = pki.join(certs::CA_CERT),
+        cert = pki.join(format!("{}.pem", certs::file_stem(&name))),
+        key = pki.join(format!("{}.key", certs::file_stem(&name))),
+    );
+    Ok(Config::parse(&text, Path::new("dev"))?.validate()?)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = std::path::absolute(&args.dir).context("resolving --dir")?;
+    let pki = dir.join("pki");
+    let names: Vec<String> = (1..=args.nodes).map(node_name).collect();
+    certs::write_pki(&pki, &[], &names, false)
+        .with_context(|| format!("creating dev certificates in {}", pki.display()))?;
+
+    let mut grants = HashMap::new();
+    for i in 1..=args.nodes {
+        grants.insert(
+            node_name(i),
+            Permission::NextHops(vec![underlay(i).parse().context("dev underlay")?]),
+        );
+    }
+    let cfg = ServerConfig {
+        tls: Some(tls::server_config_from_files(
+            &pki.join(certs::SERVER_CERT),
+            &pki.join(certs::SERVER_KEY),
+            &pki.join(certs::CA_CERT),
+        )?),
+        authz: Authz::new(grants, Unlisted::ReadOnly),
+        ..ServerConfig::default()
+    };
+    let tls_l = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let http_l = TcpListener::bind(&args.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
+    let server_addr = tls_l.local_addr()?;
+    let http_addr = http_l.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(
+        Listeners {
+            tls: Some(tls_l),
+            compat: None,
+            http: Some(http_l),
+        },
+        cfg,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let mut nodes = Vec::new();
+    for i in 1..=args.nodes {
+        let s = node_config(&dir, &pki, i, &server_addr.to_string())?;
+        let node = Node::start(&s)
+            .await
+            .with_context(|| format!("starting {}", node_name(i)))?;
+        nodes.push((node_name(i), node));
+    }
+    for (_, n) in &nodes {
+        n.ready().await;
+    }
+
+    println!("\nferrinet dev mode is up ({} nodes)\n", nodes.len());
+    println!("  route server   tls={server_addr}  status=http://{http_addr}/");
+    for (name, n) in &nodes {
+        println!(
+            "  {name:<12}   admin=unix:{}  metrics=http://{}/metrics",
+            n.admin_socket
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            n.http.map(|h| h.to_string()).unwrap_or_default()
+        );
+    }
+    let first = nodes
+        .first()
+        .and_then(|(_, n)| n.admin_socket.clone())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    println!("\nTry (in another terminal):\n");
+    println!("  export FERRINET_NODE=unix:{first}");
+    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- status");
+    println!(
+        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- apply -f node/examples/manifests.yaml"
+    );
+    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get interfaces");
+    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get interface web-0 -o yaml");
+    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- watch interfaces");
+    println!("  curl -s http://{http_addr}/routes.json   # the routes the nodes announced");
+    println!(
+        "\nCtrl-C stops everything; state stays in {}.\n",
+        dir.display()
+    );
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tracing::info!("stopping");
+    for (_, n) in nodes {
+        n.shutdown().await;
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferrinet_node=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrinet-dev: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Node daemons for end-to-end tests: the real `ferrinet-node` binary on loopback with its
+//! state and admin socket in a temporary directory, a software dataplane served from the test
+//! process (so it outlives a killed node), and `ferrinetctl` runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use ferrinet_node::ctl::client::{NodeAddr, connect};
+use ferrinet_proto::dpservice::v1 as dp;
+use ferrinet_proto::dpservice::v1::dpd_kironcore_client::DpdKironcoreClient;
+use ferrinet_proto::node::v1 as pb;
+use ferrinet_proto::node::v1::node_admin_client::NodeAdminClient;
+use tonic::transport::Channel;
+
+use crate::{ChildGuard, WAIT, ctl_bin, node_bin};
+
+/// A software dataplane served from the test process on 127.0.0.1.
+pub async fn dataplane() -> anyhow::Result<(String, ferrinet_dataplane::DataplaneService)> {
+    let cfg = ferrinet_dataplane::DataplaneConfig::tap("fc00:5::1".parse()?, 126);
+    let svc = ferrinet_dataplane::DataplaneService::new(&cfg)?;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?.to_string();
+    let served = svc.clone();
+    tokio::spawn(async move {
+        let _ = ferrinet_dataplane::serve_service(l, served, std::future::pending()).await;
+    });
+    Ok((addr, svc))
+}
+
+/// The interfaces a dataplane holds: `(id, vni, device)`, sorted.
+pub async fn dataplane_interfaces(addr: &str) -> anyhow::Result<Vec<(String, u32, String)>> {
+    let mut c = DpdKironcoreClient::connect(format!("http://{addr}")).await?;
+    let r = c
+        .list_interfaces(dp::ListInterfacesRequest {})
+        .await?
+        .into_inner();
+    let mut v: Vec<_> = r
+        .interfaces
+        .into_iter()
+        .map(|i| {
+            (
+                String::from_utf8_lossy(&i.id).to_string(),
+                i.vni,
+                i.pci_name,
+            )
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A running `ferrinet-node`; killed when dropped.
+#[derive(Debug)]
+pub struct NodeProc {
+    /// The process.
+    pub child: ChildGuard,
+    /// Its admin socket.
+    pub socket: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts `ferrinet-node --node-name NAME` with state and socket under `dir`, and `extra`
+    /// flags (`--dataplane`, `--route-server`, ...). Returns once its admin API answers.
+    pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let socket = dir.join(format!("{name}.sock"));
+        let mut args: Vec<String> = vec![
+            "--node-name".into(),
+            name.into(),
+            "--state-dir".into(),
+            dir.join(format!("{name}-state")).display().to_string(),
+            "--admin".into(),
+            socket.display().to_string(),
+            "--http".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("{name}.log"));
+        let child = Self::spawn(&args, &log)?;
+        let mut n = Self {
+            child,
+            socket,
+            args,
+            log,
+        };
+        n.client().await?;
+        Ok(n)
+    }
+
+    fn spawn(args: &[String], log: &Path) -> anyhow::Result<ChildGuard> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(node_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .context("spawning ferrinet-node")?;
+        Ok(ChildGuard(child))
+    }
+
+    /// Kills the node with SIGKILL and starts it again with the same flags.
+    pub async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill();
+        self.child = Self::spawn(&self.args, &self.log)?;
+        self.client().await?;
+        Ok(())
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `unix:SOCKET`, for `ferrinetctl --node`.
+    pub fn addr(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// An admin client (waits for the socket to answer).
+    pub async fn client(&mut self) -> anyhow::Result<NodeAdminClient<Channel>> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(s)) = self.child.0.try_wait() {
+                bail!("ferrinet-node exited ({s}):\n{}", self.log());
+            }
+            match connect(&NodeAddr::Unix(self.socket.clone()), Duration::from_secs(5)).await {
+                Ok(mut c) => {
+                    if c.node_status(pb::NodeStatusRequest {}).await.is_ok() {
+                        return Ok(c);
+                    }
+                }
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => bail!("node not reachable: {e}\n{}", self.log()),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the node reports its first resync done.
+    pub async fn synced(&mut self) -> anyhow::Result<pb::NodeStatusResponse> {
+        let mut c = self.client().await?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = c.node_status(pb::NodeStatusRequest {}).await?.into_inner();
+            if s.synced {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("node not synced: {s:?}\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs `ferrinetctl --node <this node> ARGS` with `stdin`; returns (exit code, stdout,
+    /// stderr).
+    pub fn ctl(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<(i32, String, String)> {
+        ctl(&self.addr(), args, stdin)
+    }
+}
+
+/// Runs `ferrinetctl --node NODE ARGS` with `stdin`; returns (exit code, stdout, stderr).
+pub fn ctl(
+    node: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<(i32, String, String)> {
+    use std::io::Write as _;
+    let mut child = Command::new(ctl_bin())
+        .arg("--node")
+        .arg(node)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning ferrinetctl")?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.unwrap_or("").as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    ))
+}

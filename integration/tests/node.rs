@@ -1,0 +1,276 @@
+//! The node daemon end to end: the real `ferrinet-node` binary announcing its objects' routes to
+//! the real route server, `ferrinetctl` driving it, and `kill -9` in the middle of a burst of
+//! creates losing nothing that was confirmed.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ferrinet_integration::node::{NodeProc, dataplane, dataplane_interfaces};
+use ferrinet_integration::{Env, RegionServer, ServerOpts, WAIT};
+use ferrinet_proto::node::v1 as pb;
+
+const MANIFEST: &str = r#"
+apiVersion: networking.metalnet.ironcore.dev/v1alpha1
+kind: Network
+metadata: {name: blue}
+spec: {id: 4711}
+---
+apiVersion: networking.metalnet.ironcore.dev/v1alpha1
+kind: NetworkInterface
+metadata: {name: web-0}
+spec:
+  networkRef: {name: blue}
+  ipFamilies: [IPv4]
+  ips: [192.168.30.5]
+  virtualIP: 203.0.113.20
+  prefixes: [192.168.31.0/28]
+---
+apiVersion: networking.metalnet.ironcore.dev/v1alpha1
+kind: LoadBalancer
+metadata: {name: web-lb}
+spec:
+  networkRef: {name: blue}
+  type: Internal
+  ip: 192.168.30.100
+  ports: [{protocol: TCP, port: 443}]
+"#;
+
+/// The routes the region holds for `vni`: `prefix -> next hop`.
+fn region_routes(server: &RegionServer, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
+    let v = server.get_json(&format!("/routes.json?vni={vni}"))?;
+    let mut out = BTreeSet::new();
+    for vni in v["vnis"].as_array().into_iter().flatten() {
+        for r in vni["routes"].as_array().into_iter().flatten() {
+            out.insert((
+                r["prefix"].as_str().unwrap_or_default().to_string(),
+                r["next_hop"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+async fn interface(node: &mut NodeProc, name: &str) -> anyhow::Result<pb::NetworkInterfaceStatus> {
+    let mut c = node.client().await?;
+    let o = c
+        .get(pb::GetRequest {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::NetworkInterface.into(),
+                name: name.into(),
+            }),
+        })
+        .await?
+        .into_inner();
+    match o.object {
+        Some(pb::object::Object::NetworkInterface(i)) => Ok(i.status.unwrap_or_default()),
+        other => anyhow::bail!("not an interface: {other:?}"),
+    }
+}
+
+async fn until_ready(
+    node: &mut NodeProc,
+    name: &str,
+) -> anyhow::Result<pb::NetworkInterfaceStatus> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = interface(node, name).await?;
+        if s.phase == pb::Phase::Ready as i32 {
+            return Ok(s);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{name} not ready: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_announces_its_objects_routes_to_the_region() -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let server = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let dir = tempfile::tempdir()?;
+    let compat = server.compat.to_string();
+    let mut node = NodeProc::start(
+        dir.path(),
+        "n1",
+        &[
+            "--dataplane",
+            "embedded",
+            "--route-server",
+            &compat,
+            "--route-plaintext",
+        ],
+    )
+    .await?;
+    node.synced().await?;
+    let (code, out, err) = node.ctl(&["apply", "-f", "-"], Some(MANIFEST))?;
+    assert_eq!(code, 0, "apply: {out}{err}");
+    let web = until_ready(&mut node, "web-0").await?;
+    assert!(!web.underlay_ip.is_empty());
+
+    // The interface IP and its prefix in the network VNI, the VIP in the public VNI (100), the
+    // internal load balancer's IP in the network VNI; each with the underlay dpservice gave it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let blue = region_routes(&server, 4711)?;
+        let public = region_routes(&server, 100)?;
+        let ok = blue.contains(&("192.168.30.5/32".into(), web.underlay_ip.clone()))
+            && blue.iter().any(|(p, _)| p == "192.168.31.0/28")
+            && blue.iter().any(|(p, _)| p == "192.168.30.100/32")
+            && public.contains(&("203.0.113.20/32".into(), web.virtual_ip_underlay.clone()));
+        if ok {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "routes at the region: {blue:?} {public:?}\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Deleting the interface withdraws its routes; the load balancer's stays.
+    let (code, out, err) = node.ctl(&["delete", "interface", "web-0"], None)?;
+    assert_eq!(code, 0, "delete: {out}{err}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let blue = region_routes(&server, 4711)?;
+        let public = region_routes(&server, 100)?;
+        if blue.iter().all(|(p, _)| p == "192.168.30.100/32")
+            && blue.len() == 1
+            && public.is_empty()
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "routes left: {blue:?} {public:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_of_creates_loses_nothing_confirmed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (dp_addr, _dp) = dataplane().await?;
+    let mut node = NodeProc::start(
+        dir.path(),
+        "n1",
+        &["--dataplane", &dp_addr, "--vf-mode", "tap"],
+    )
+    .await?;
+    node.synced().await?;
+    let mut c = node.client().await?;
+    c.create(pb::CreateRequest {
+        object: Some(pb::Object {
+            object: Some(pb::object::Object::Network(pb::Network {
+                metadata: Some(pb::Metadata {
+                    name: "blue".into(),
+                    ..Default::default()
+                }),
+                spec: Some(pb::NetworkSpec {
+                    id: 10,
+                    ..Default::default()
+                }),
+                status: None,
+            })),
+        }),
+    })
+    .await?;
+    // 100 creates, 16 at a time; the node is killed while they run.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(128);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let burst = tokio::spawn(async move {
+        for i in 0..100u32 {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            let mut c = c.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let name = format!("if-{i}");
+                let r = c
+                    .create(pb::CreateRequest {
+                        object: Some(pb::Object {
+                            object: Some(pb::object::Object::NetworkInterface(
+                                pb::NetworkInterface {
+                                    metadata: Some(pb::Metadata {
+                                        name: name.clone(),
+                                        ..Default::default()
+                                    }),
+                                    spec: Some(pb::NetworkInterfaceSpec {
+                                        network: "blue".into(),
+                                        ips: vec![format!("10.0.{}.{}", i / 200, i % 200 + 1)],
+                                        ..Default::default()
+                                    }),
+                                    status: None,
+                                },
+                            )),
+                        }),
+                    })
+                    .await;
+                drop(permit);
+                let _ = tx.send((name, r.is_ok())).await;
+            });
+        }
+    });
+    // Kill once some creates are confirmed, so some are in flight.
+    let mut confirmed = BTreeSet::new();
+    while confirmed.len() < 30 {
+        let (name, ok) = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .context("creates stalled")?
+            .context("burst ended early")?;
+        if ok {
+            confirmed.insert(name);
+        }
+    }
+    node.kill_and_restart().await?;
+    burst.abort();
+    while let Ok(Some((name, ok))) =
+        tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+    {
+        if ok {
+            confirmed.insert(name);
+        }
+    }
+    node.synced().await?;
+    let mut c = node.client().await?;
+    let listed = c
+        .list(pb::ListRequest {
+            kind: pb::Kind::NetworkInterface.into(),
+        })
+        .await?
+        .into_inner();
+    let stored: BTreeSet<String> = listed
+        .objects
+        .iter()
+        .filter_map(|o| match &o.object {
+            Some(pb::object::Object::NetworkInterface(i)) => {
+                i.metadata.as_ref().map(|m| m.name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let lost: Vec<&String> = confirmed.difference(&stored).collect();
+    assert!(lost.is_empty(), "confirmed but lost: {lost:?}");
+    // The dataplane ends with exactly the stored interfaces (orphans of unconfirmed creates
+    // removed, missing ones re-created), each on a distinct VF.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let in_dp = dataplane_interfaces(&dp_addr).await?;
+        let names: BTreeSet<String> = in_dp.iter().map(|(n, _, _)| n.clone()).collect();
+        let devices: BTreeSet<&String> = in_dp.iter().map(|(_, _, d)| d).collect();
+        if names == stored && devices.len() == in_dp.len() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "dataplane {names:?} vs stored {stored:?}\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
