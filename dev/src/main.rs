@@ -53,6 +53,7 @@ fn node_config(
     let text = format!(
         r#"node_name = "{name}"
 state_dir = {state:?}
+ipv6 = true
 [admin]
 socket = {socket:?}
 [dataplane]
