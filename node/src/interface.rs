@@ -19,6 +19,7 @@ use ferrinet_proto::node::v1 as pb;
 use ferrinet_route_client::route::Route;
 use ipnet::IpNet;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument as _;
 
 use crate::api::{ApiMsg, StatusReport};
 use crate::dataplane::client::{Dp, DpError};
@@ -149,32 +150,7 @@ impl Actor for InterfaceActor {
             InterfaceMsg::Delete => st.args.deleting = true,
         }
         let span = tracing::info_span!("interface", name = %st.args.name);
-        let _enter = span.enter();
-        if st.args.deleting {
-            match st.delete().await {
-                Ok(()) => {
-                    let _ = st.args.ctx.api.send_message(ApiMsg::Gone(
-                        pb::Kind::NetworkInterface,
-                        st.args.name.clone(),
-                    ));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %crate::error_chain(&e), "delete failed: retrying");
-                    let (delay, _) = st.schedule.next(false);
-                    myself.send_after(delay, || InterfaceMsg::Delete);
-                }
-            }
-            return Ok(());
-        }
-        let started = Instant::now();
-        let ok = st.reconcile().await;
-        st.args
-            .ctx
-            .metrics
-            .reconciled("interface", started.elapsed());
-        st.report();
-        let (delay, token) = st.schedule.next(ok);
-        myself.send_after(delay, move || InterfaceMsg::Reconcile(token));
+        st.pass(&myself).instrument(span).await;
         Ok(())
     }
 
@@ -323,6 +299,35 @@ pub async fn purge(dp: &Dp, name: &str) -> Result<(), DpError> {
 }
 
 impl InterfaceState {
+    /// Deletes, or runs one pass and schedules the next.
+    async fn pass(&mut self, myself: &ActorRef<InterfaceMsg>) {
+        if self.args.deleting {
+            match self.delete().await {
+                Ok(()) => {
+                    let _ = self.args.ctx.api.send_message(ApiMsg::Gone(
+                        pb::Kind::NetworkInterface,
+                        self.args.name.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error_chain(&e), "delete failed: retrying");
+                    let (delay, _) = self.schedule.next(false);
+                    myself.send_after(delay, || InterfaceMsg::Delete);
+                }
+            }
+            return;
+        }
+        let started = Instant::now();
+        let ok = self.reconcile().await;
+        self.args
+            .ctx
+            .metrics
+            .reconciled("interface", started.elapsed());
+        self.report();
+        let (delay, token) = self.schedule.next(ok);
+        myself.send_after(delay, move || InterfaceMsg::Reconcile(token));
+    }
+
     fn dp(&self) -> &Dp {
         &self.args.ctx.dp
     }

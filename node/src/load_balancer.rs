@@ -11,6 +11,7 @@ use ferrinet_proto::dpservice_status::ServiceError as Se;
 use ferrinet_proto::node::v1 as pb;
 use ferrinet_route_client::route::Route;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument as _;
 
 use crate::api::{ApiMsg, StatusReport};
 use crate::dataplane::client::{Dp, DpError};
@@ -153,39 +154,43 @@ impl Actor for LoadBalancerActor {
             LoadBalancerMsg::Delete => st.args.deleting = true,
         }
         let span = tracing::info_span!("loadbalancer", name = %st.args.name);
-        let _enter = span.enter();
-        if st.args.deleting {
-            st.update_routes(BTreeSet::new());
-            match purge(&st.args.ctx.dp, &st.args.name).await {
-                Ok(()) => {
-                    let _ = st
-                        .args
-                        .ctx
-                        .api
-                        .send_message(ApiMsg::Gone(pb::Kind::LoadBalancer, st.args.name.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %crate::error_chain(&e), "delete failed: retrying");
-                    let (delay, _) = st.schedule.next(false);
-                    myself.send_after(delay, || LoadBalancerMsg::Delete);
-                }
-            }
-            return Ok(());
-        }
-        let started = Instant::now();
-        let ok = st.reconcile().await;
-        st.args
-            .ctx
-            .metrics
-            .reconciled("loadbalancer", started.elapsed());
-        st.report();
-        let (delay, token) = st.schedule.next(ok);
-        myself.send_after(delay, move || LoadBalancerMsg::Reconcile(token));
+        st.pass(&myself).instrument(span).await;
         Ok(())
     }
 }
 
 impl LoadBalancerState {
+    /// Deletes, or runs one pass and schedules the next.
+    async fn pass(&mut self, myself: &ActorRef<LoadBalancerMsg>) {
+        if self.args.deleting {
+            self.update_routes(BTreeSet::new());
+            match purge(&self.args.ctx.dp, &self.args.name).await {
+                Ok(()) => {
+                    let _ = self
+                        .args
+                        .ctx
+                        .api
+                        .send_message(ApiMsg::Gone(pb::Kind::LoadBalancer, self.args.name.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error_chain(&e), "delete failed: retrying");
+                    let (delay, _) = self.schedule.next(false);
+                    myself.send_after(delay, || LoadBalancerMsg::Delete);
+                }
+            }
+            return;
+        }
+        let started = Instant::now();
+        let ok = self.reconcile().await;
+        self.args
+            .ctx
+            .metrics
+            .reconciled("loadbalancer", started.elapsed());
+        self.report();
+        let (delay, token) = self.schedule.next(ok);
+        myself.send_after(delay, move || LoadBalancerMsg::Reconcile(token));
+    }
+
     async fn reconcile(&mut self) -> bool {
         let Some(vni) = self.args.vni else {
             self.conditions.set(
