@@ -165,6 +165,16 @@ impl Actor for InterfaceActor {
     }
 }
 
+/// What dpservice holds under the interface's id.
+enum Found {
+    /// The interface with the desired VNI and IPs.
+    Matches,
+    /// An interface, but with another VNI, IPs, metering or hostname.
+    Differs,
+    /// Nothing.
+    Missing,
+}
+
 /// Why one step of a pass failed.
 #[derive(Debug, thiserror::Error)]
 enum StepError {
@@ -447,16 +457,25 @@ impl InterfaceState {
             .created_with
             .as_ref()
             .is_some_and(|(old, old_vni)| spec::needs_recreate(old, &spec, *old_vni, vni));
-        if !changed && self.verify_interface(vni).await? {
-            self.programmed.created_with = Some((spec, vni));
-            return Ok(false);
-        }
-        // Missing or different: remove whatever is there, then create it on the same VF.
-        if self.programmed.created_with.is_some() {
-            tracing::info!(vni, "re-creating the interface on its VF with the new spec");
+        let found = if changed {
+            Found::Differs
+        } else {
+            self.verify_interface(vni).await?
+        };
+        match found {
+            Found::Matches => {
+                self.programmed.created_with = Some((spec, vni));
+                return Ok(false);
+            }
+            // Sub-objects cannot exist without their interface: nothing to remove.
+            Found::Missing => {}
+            Found::Differs => {
+                tracing::info!(vni, "re-creating the interface on its VF with the new spec");
+                self.update_routes(BTreeSet::new());
+                purge(self.dp(), &self.args.name).await?;
+            }
         }
         self.update_routes(BTreeSet::new());
-        purge(self.dp(), &self.args.name).await?;
         self.programmed = Programmed::default();
         let request = req::create_interface_request(&self.args.name, &spec, vni, vf.device_name());
         let resp = self
@@ -472,8 +491,8 @@ impl InterfaceState {
         Ok(true)
     }
 
-    /// Reads the interface from dpservice: true if it exists with the spec's VNI and IPs.
-    async fn verify_interface(&mut self, vni: u32) -> Result<bool, StepError> {
+    /// Reads the interface from dpservice: whether it exists with the spec's VNI and IPs.
+    async fn verify_interface(&mut self, vni: u32) -> Result<Found, StepError> {
         let n = self.name();
         let got = self
             .dp()
@@ -487,16 +506,17 @@ impl InterfaceState {
         match got {
             Ok(r) => {
                 let Some(i) = r.interface.as_ref() else {
-                    return Ok(false);
+                    return Ok(Found::Missing);
                 };
                 let i = req::parse_interface(i)?;
-                let ok = i.matches(&self.args.spec, vni);
-                if ok {
+                if i.matches(&self.args.spec, vni) {
                     self.programmed.underlay = Some(i.underlay);
+                    Ok(Found::Matches)
+                } else {
+                    Ok(Found::Differs)
                 }
-                Ok(ok)
             }
-            Err(e) if e.is_any(&[Se::NotFound, Se::NoVm]) => Ok(false),
+            Err(e) if e.is_any(&[Se::NotFound, Se::NoVm]) => Ok(Found::Missing),
             Err(e) => Err(e.into()),
         }
     }

@@ -39,6 +39,9 @@ pub use error::ApiError;
 use objects::{Entry, Key, ObjectActor};
 use watch::WatchLog;
 
+/// How often the object gauges are recounted.
+const METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A reply port for requests that end in an object.
 pub type ObjectReply = RpcReplyPort<Result<pb::Object, ApiError>>;
 
@@ -68,6 +71,8 @@ pub enum ApiMsg {
     Gone(pb::Kind, String),
     /// The dataplane became ready or restarted.
     Dataplane(DataplaneEvent),
+    /// Timer: refresh the object gauges.
+    Tick,
 }
 
 impl std::fmt::Debug for ApiMsg {
@@ -83,6 +88,7 @@ impl std::fmt::Debug for ApiMsg {
             Self::Status(..) => "status",
             Self::Gone(..) => "gone",
             Self::Dataplane(..) => "dataplane",
+            Self::Tick => "tick",
         };
         f.write_str(s)
     }
@@ -148,6 +154,7 @@ pub struct ApiState {
     /// Objects that have not reported since start; ready once empty and orphans are gone.
     unreported: HashSet<Key>,
     orphans_removed: bool,
+    metrics_stale: bool,
 }
 
 /// The ApiActor.
@@ -188,6 +195,7 @@ impl Actor for ApiActor {
             log: WatchLog::default(),
             unreported: HashSet::new(),
             orphans_removed: false,
+            metrics_stale: true,
         };
         st.load(a.objects);
         // Networks first: the object actors need their VNIs.
@@ -213,6 +221,7 @@ impl Actor for ApiActor {
             revision = st.revision,
             "state loaded"
         );
+        myself.send_message(ApiMsg::Tick)?;
         Ok(st)
     }
 
@@ -259,6 +268,10 @@ impl Actor for ApiActor {
                 let _ = reply.send(st.node_status());
             }
             ApiMsg::Status(report) => st.status(report),
+            ApiMsg::Tick => {
+                st.refresh_metrics();
+                myself.send_after(METRICS_INTERVAL, || ApiMsg::Tick);
+            }
             ApiMsg::Gone(kind, name) => st.gone(kind, &name),
             ApiMsg::Dataplane(DataplaneEvent::Ready) => {
                 if !st.orphans_removed {
@@ -397,10 +410,15 @@ impl ApiState {
             object: Some(object),
             revision,
         });
-        self.refresh_metrics();
+        self.metrics_stale = true;
     }
 
-    fn refresh_metrics(&self) {
+    /// Recounts objects by kind and phase for the gauges: on a timer rather than per event, so
+    /// a burst of changes costs one count, not one per change.
+    fn refresh_metrics(&mut self) {
+        if !std::mem::take(&mut self.metrics_stale) {
+            return;
+        }
         let mut counts: HashMap<(&'static str, i32), i64> = HashMap::new();
         for (k, e) in &self.objects {
             *counts

@@ -15,7 +15,7 @@ use super::error::ApiError;
 /// Events a watcher may fall behind before it is cut off.
 pub const WATCH_BUFFER: usize = 8192;
 /// Events remembered for resuming watches.
-const LOG_LEN: usize = 65_536;
+const LOG_LEN: usize = 16_384;
 
 /// The kind of an object.
 pub fn kind_of(o: &pb::Object) -> pb::Kind {
