@@ -274,3 +274,73 @@ async fn kill_9_during_a_burst_of_creates_loses_nothing_confirmed() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrinetctl_exit_codes_and_round_trip() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut node = NodeProc::start(dir.path(), "n1", &["--dataplane", "embedded"]).await?;
+    node.synced().await?;
+    // Applying twice: created, then unchanged.
+    let (code, out, err) = node.ctl(&["apply", "-f", "-"], Some(MANIFEST))?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("networkinterface/web-0 created"), "{out}");
+    let (code, out, _) = node.ctl(&["apply", "-f", "-"], Some(MANIFEST))?;
+    assert_eq!(code, 0);
+    assert!(out.contains("networkinterface/web-0 unchanged"), "{out}");
+    until_ready(&mut node, "web-0").await?;
+    // What get -o yaml prints applies back unchanged.
+    let (code, yaml, err) = node.ctl(&["get", "interface", "web-0", "-o", "yaml"], None)?;
+    assert_eq!(code, 0, "{err}");
+    assert!(yaml.contains("192.168.30.5"), "{yaml}");
+    let (code, out, err) = node.ctl(&["apply", "-f", "-"], Some(&yaml))?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unchanged"), "{out}");
+    // The table lists it with its VF.
+    let (code, out, _) = node.ctl(&["get", "interfaces"], None)?;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("web-0") && out.contains("dtapvf_0") && out.contains("Ready"),
+        "{out}"
+    );
+    // 1: a bad input file names the document and field.
+    let (code, _, err) = node.ctl(
+        &["apply", "-f", "-"],
+        Some("apiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: Network\nmetadata: {name: x}\nspec: {id: 1, bogus: 2}\n"),
+    )?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bogus"), "{err}");
+    // 2: refused by the node (invalid value), naming the field.
+    let (code, _, err) = node.ctl(
+        &[
+            "create",
+            "interface",
+            "bad",
+            "--network",
+            "blue",
+            "--ip",
+            "10.0.0.1",
+            "--ip",
+            "10.0.0.2",
+        ],
+        None,
+    )?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("spec.ips[1]"), "{err}");
+    // 4: not found, already exists.
+    let (code, _, _) = node.ctl(&["get", "interface", "nope"], None)?;
+    assert_eq!(code, 4);
+    let (code, _, _) = node.ctl(&["create", "network", "blue", "--vni", "4711"], None)?;
+    assert_eq!(code, 4);
+    // 3: unreachable.
+    let (code, _, err) = ferrinet_integration::node::ctl(
+        &format!("unix:{}", dir.path().join("nothing.sock").display()),
+        &["status"],
+        None,
+    )?;
+    assert_eq!(code, 3, "{err}");
+    // Nothing of the refused requests was stored.
+    let (code, out, _) = node.ctl(&["get", "interfaces", "-o", "json"], None)?;
+    assert_eq!(code, 0);
+    assert!(!out.contains("\"bad\""), "{out}");
+    Ok(())
+}
