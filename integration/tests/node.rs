@@ -344,3 +344,68 @@ async fn ferrinetctl_exit_codes_and_round_trip() -> anyhow::Result<()> {
     assert!(!out.contains("\"bad\""), "{out}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_over_tcp_requires_a_region_certificate() -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let dir = tempfile::tempdir()?;
+    let pki = env.pki.ca();
+    let pki_dir = pki.parent().context("pki dir")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{port}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+            env.pki.ca(),
+            pki_dir.join("server.pem"),
+            pki_dir.join("server.key"),
+        ),
+    )?;
+    let config = config.display().to_string();
+    let mut node = NodeProc::start(
+        dir.path(),
+        "n1",
+        &["--config", &config, "--dataplane", "embedded"],
+    )
+    .await?;
+    node.synced().await?;
+    let tcp = format!("127.0.0.1:{port}");
+    let with = |node: &str| -> Vec<String> {
+        vec![
+            "--ca".into(),
+            env.pki.ca().display().to_string(),
+            "--cert".into(),
+            env.pki.cert(node).display().to_string(),
+            "--key".into(),
+            env.pki.key(node).display().to_string(),
+            "status".into(),
+        ]
+    };
+    let args = with("node-a");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = ferrinet_integration::node::ctl(&tcp, &args, None)?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("n1"), "{out}");
+    // Without a certificate, or with one of another CA: refused at the handshake.
+    let (code, _, _) = ferrinet_integration::node::ctl(&tcp, &["status"], None)?;
+    assert_eq!(code, 3);
+    let foreign = [
+        "--ca".to_string(),
+        env.pki.ca().display().to_string(),
+        "--cert".into(),
+        env.foreign.cert("node-a").display().to_string(),
+        "--key".into(),
+        env.foreign.key("node-a").display().to_string(),
+        "status".into(),
+    ];
+    let foreign: Vec<&str> = foreign.iter().map(String::as_str).collect();
+    let (code, _, err) = ferrinet_integration::node::ctl(&tcp, &foreign, None)?;
+    assert_eq!(code, 3, "{err}");
+    // The Unix socket is still there.
+    let (code, _, _) = node.ctl(&["status"], None)?;
+    assert_eq!(code, 0);
+    Ok(())
+}

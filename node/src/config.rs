@@ -111,8 +111,15 @@ impl Default for Config {
 pub struct AdminSection {
     /// Unix socket path; empty turns it off.
     pub socket: String,
-    /// Plaintext TCP listen address (e.g. `127.0.0.1:4720`); empty (default) turns it off.
+    /// TCP listen address (e.g. `127.0.0.1:4720`); empty (default) turns it off.
     pub listen: String,
+    /// TCP: CA (PEM) a client certificate must chain to; with `cert` and `key`, the TCP
+    /// listener requires mutual TLS. Without them it is plaintext.
+    pub ca: Option<PathBuf>,
+    /// TCP: this node's certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// TCP: this node's key (PEM).
+    pub key: Option<PathBuf>,
 }
 
 impl Default for AdminSection {
@@ -120,6 +127,9 @@ impl Default for AdminSection {
         Self {
             socket: DEFAULT_ADMIN_SOCKET.into(),
             listen: String::new(),
+            ca: None,
+            cert: None,
+            key: None,
         }
     }
 }
@@ -324,6 +334,8 @@ pub struct Settings {
     pub admin_socket: Option<PathBuf>,
     /// Admin TCP listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Mutual TLS on the admin TCP listener: (ca, cert, key).
+    pub admin_tls: Option<(PathBuf, PathBuf, PathBuf)>,
     /// The dataplane.
     pub dataplane: DataplaneTarget,
     /// Restart check interval.
@@ -392,6 +404,9 @@ impl Config {
         if let Some(dir) = path.parent() {
             for p in [
                 Some(&mut cfg.state_dir),
+                cfg.admin.ca.as_mut(),
+                cfg.admin.cert.as_mut(),
+                cfg.admin.key.as_mut(),
                 cfg.routes.ca.as_mut(),
                 cfg.routes.cert.as_mut(),
                 cfg.routes.key.as_mut(),
@@ -434,6 +449,17 @@ impl Config {
                 "both admin listeners are off (admin.socket and admin.listen are empty)",
             ));
         }
+        let a = &self.admin;
+        let admin_tls = match (&a.ca, &a.cert, &a.key) {
+            (None, None, None) => None,
+            (Some(ca), Some(cert), Some(key)) => Some((ca.clone(), cert.clone(), key.clone())),
+            _ => {
+                return Err(invalid(
+                    "admin.ca",
+                    "admin.ca, admin.cert and admin.key go together",
+                ));
+            }
+        };
         let d = &self.dataplane;
         let dataplane = match d.address.trim() {
             "embedded" => {
@@ -576,6 +602,7 @@ impl Config {
             public_vni: self.public_vni,
             admin_socket,
             admin_listen,
+            admin_tls,
             dataplane,
             check_interval: Duration::from_millis(d.check_interval_ms),
             call_timeout: Duration::from_millis(d.call_timeout_ms),
@@ -651,6 +678,7 @@ mod tests {
             "admin.socket"
         );
         assert_eq!(bad_key("[http]\nlisten = \"x\""), "http.listen");
+        assert_eq!(bad_key("[admin]\nca = \"ca.pem\""), "admin.ca");
         assert_eq!(bad_key("[log]\nlevel = \"=[\""), "log.level");
         assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));
         assert!(matches!(

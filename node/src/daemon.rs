@@ -249,6 +249,18 @@ impl Node {
         };
         let tcp = bind_tcp("admin", s.admin_listen).await?;
         let admin_tcp = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let admin_tls = match &s.admin_tls {
+            Some((ca, cert, key)) => Some(ferrinet_route_client::tls::server_config_from_files(
+                cert, key, ca,
+            )?),
+            None => {
+                if let Some(a) = admin_tcp {
+                    tracing::warn!(address = %a, "admin API on TCP without TLS: anyone who reaches it can change this node (set admin.ca/cert/key)");
+                }
+                None
+            }
+        };
+        let tcp = tcp.map(|l| (l, admin_tls));
         let mut rx = stop.subscribe();
         let api2 = api.clone();
         tasks.push(tokio::spawn(async move {

@@ -23,7 +23,8 @@ struct Args {
     /// State directory (holds state.redb).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Admin API: a Unix socket path, or HOST:PORT for plaintext TCP.
+    /// Admin API: a Unix socket path (replaces admin.socket), or HOST:PORT (replaces
+    /// admin.listen; mutual TLS when admin.ca/cert/key are set).
     #[arg(long, value_name = "ADDR")]
     admin: Option<String>,
     /// dpservice HOST:PORT, or `embedded` for the in-process software dataplane.
@@ -58,12 +59,11 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
         c.state_dir = v.clone();
     }
     if let Some(v) = &a.admin {
+        // Each form overrides its own key: a path the socket, HOST:PORT the TCP listener.
         if v.starts_with('/') || v.starts_with("unix:") {
             c.admin.socket = v.trim_start_matches("unix:").to_string();
-            c.admin.listen = String::new();
         } else {
             c.admin.listen = v.clone();
-            c.admin.socket = String::new();
         }
     }
     if let Some(v) = &a.dataplane {

@@ -1,28 +1,16 @@
-//! Server-side TLS: the TLS 1.3 server configuration that requires and verifies client
-//! certificates, and the peer identity taken from a verified certificate.
-//!
-//! PEM loading and the client configuration live in [`ferrinet_route_client::tls`] (re-exported
-//! here) because nodes need them without the server. A client's identity is the first DNS or URI
+//! The peer identity taken from a verified client certificate; the TLS configurations (server
+//! with client-certificate verification, client) live in [`ferrinet_route_client::tls`],
+//! re-exported here, because nodes need them without the route server. A client's identity is the first DNS or URI
 //! subject alternative name of its certificate: that is what `[[authorization.node]] identity`
 //! matches.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 
 pub use ferrinet_route_client::tls::*;
 
-/// A server TLS setup that cannot be built, or a peer certificate without identity.
+/// A peer certificate without a usable identity.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {
-    /// Loading certificates or building the rustls configuration failed.
-    #[error(transparent)]
-    Setup(#[from] TlsError),
-    /// The client verifier cannot be built (no trust anchors).
-    #[error("cannot build the client certificate verifier")]
-    Verifier(#[from] rustls::server::VerifierBuilderError),
     /// The peer sent no certificate.
     #[error("peer presented no certificate")]
     NoPeerCertificate,
@@ -35,34 +23,6 @@ pub enum ServerTlsError {
     /// The peer certificate has no DNS or URI subject alternative name.
     #[error("peer certificate has no DNS or URI subject alternative name to identify it")]
     NoIdentity,
-}
-
-/// Server configuration from in-memory certificates: TLS 1.3 only, client certificate required
-/// and verified against `client_ca`.
-pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_ca: Vec<CertificateDer<'static>>,
-) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider.clone()).build()?;
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(TlsError::from)?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(TlsError::from)?;
-    Ok(Arc::new(cfg))
-}
-
-/// Server configuration from PEM files.
-pub fn server_config_from_files(
-    cert: &Path,
-    key: &Path,
-    client_ca: &Path,
-) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
-    server_config(load_certs(cert)?, load_key(key)?, load_certs(client_ca)?)
 }
 
 /// The identity of a verified peer: the first DNS or URI SAN of its end-entity certificate.
@@ -94,6 +54,7 @@ mod tests {
 
     use super::*;
     use crate::certs;
+    use std::path::Path;
 
     #[test]
     fn identity_is_first_dns_or_uri_san() {

@@ -1,7 +1,7 @@
-//! TLS 1.3 client setup (rustls, ring provider) and PEM loading, shared with the server.
-//!
-//! The server side (client-certificate verification, peer identity) lives in the route server
-//! crate; a node only needs to trust the region CA and present its own certificate.
+//! TLS 1.3 setup (rustls, ring provider) from PEM files: the client configuration (trust the
+//! region CA, present this node's certificate) and the server configuration that requires a
+//! client certificate of the region CA (route servers, and the node's admin API over TCP).
+//! Reading a verified peer's identity lives with the route server, which needs it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +40,9 @@ pub enum TlsError {
     /// rustls refused the certificate/key pair or the protocol setup.
     #[error("rustls refused the configuration")]
     Rustls(#[from] rustls::Error),
+    /// The client certificate verifier cannot be built (no trust anchors).
+    #[error("cannot build the client certificate verifier")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
     /// The server name for a client connection is not a DNS name or an IP address.
     #[error("invalid server name {0:?}")]
     ServerName(String),
@@ -106,6 +109,35 @@ pub fn roots(ca: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>, Tls
         roots.add(c).map_err(TlsError::TrustAnchor)?;
     }
     Ok(Arc::new(roots))
+}
+
+/// Server configuration: TLS 1.3 only, client certificate required and verified against
+/// `client_ca` (mutual authentication).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: Vec<CertificateDer<'static>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots(client_ca)?,
+        provider.clone(),
+    )
+    .build()?;
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    Ok(Arc::new(cfg))
+}
+
+/// Server configuration from PEM files.
+pub fn server_config_from_files(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config(load_certs(cert)?, load_key(key)?, load_certs(client_ca)?)
 }
 
 /// Client configuration: TLS 1.3 only, the server verified against `ca`, and this node's

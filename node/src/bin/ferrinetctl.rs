@@ -33,8 +33,8 @@ kind Network | NetworkInterface | LoadBalancer, metadata {name, labels}, spec. W
 `get -o yaml` prints can be fed back to `apply -f`.
 
 The node is reached over its Unix socket (--node unix:PATH, default unix:/run/ferrinet/node.sock)
-or over TCP (--node HOST:PORT). TCP is plaintext: the admin API has no TLS; use it on a trusted
-network only.
+or over TCP (--node HOST:PORT): with --ca/--cert/--key over mutual TLS (the region PKI, as the
+node's admin.ca/cert/key), else in plaintext, which is for a trusted network only.
 
 Examples:
   ferrinetctl apply -f objects.yaml
@@ -58,7 +58,8 @@ Examples:
     propagate_version = true
 )]
 struct Cli {
-    /// The node: unix:PATH or /PATH (Unix socket), HOST:PORT or http://HOST:PORT (plaintext TCP).
+    /// The node: unix:PATH or /PATH (Unix socket), HOST:PORT or http://HOST:PORT (TCP; with
+    /// --ca/--cert/--key over mutual TLS, else plaintext).
     #[arg(long, global = true, env = client::NODE_ENV, default_value = DEFAULT_NODE, value_name = "ADDR",
           value_parser = parse_node, display_order = 900)]
     node: NodeAddr,
@@ -66,8 +67,48 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", value_parser = parse_secs,
           display_order = 901)]
     timeout: f64,
+    /// TCP with mutual TLS: the CA the node's certificate chains to (PEM).
+    #[arg(long, global = true, env = "FERRINET_CA", value_name = "FILE", requires_all = ["cert", "key"], display_order = 902)]
+    ca: Option<std::path::PathBuf>,
+    /// TCP with mutual TLS: this client's certificate (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRINET_CERT",
+        value_name = "FILE",
+        requires = "ca",
+        display_order = 903
+    )]
+    cert: Option<std::path::PathBuf>,
+    /// TCP with mutual TLS: this client's key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "FERRINET_KEY",
+        value_name = "FILE",
+        requires = "ca",
+        display_order = 904
+    )]
+    key: Option<std::path::PathBuf>,
+    /// TCP with mutual TLS: the name the node's certificate carries (default: the host).
+    #[arg(long, global = true, value_name = "NAME", display_order = 905)]
+    server_name: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    fn tls(&self) -> Option<client::TlsFiles> {
+        match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => Some(client::TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+                server_name: self.server_name.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 fn parse_node(s: &str) -> Result<NodeAddr, String> {
@@ -303,6 +344,7 @@ fn now_unix_ms() -> i64 {
 }
 
 async fn run(cli: Cli) -> Result<(), CtlError> {
+    let tls = cli.tls();
     let mut out = std::io::stdout();
     // What needs no node.
     let command = match cli.command {
@@ -331,7 +373,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             if o.dry_run {
                 return commands::dry_run(&[&object], o.output, &mut out);
             }
-            let mut ctl = connect(&cli.node, cli.timeout).await?;
+            let mut ctl = connect(&cli.node, cli.timeout, tls.clone()).await?;
             return ctl.create_object(object, o.output, &mut out).await;
         }
         command => command,
@@ -343,7 +385,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Delete(d) => load(&d.files)?,
         _ => Vec::new(),
     };
-    let mut ctl = connect(&cli.node, cli.timeout).await?;
+    let mut ctl = connect(&cli.node, cli.timeout, tls.clone()).await?;
     let result = match command {
         Command::Get { kind, name, output } => {
             let n = ctl
@@ -391,12 +433,14 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
 async fn connect(
     node: &NodeAddr,
     timeout: f64,
+    tls: Option<client::TlsFiles>,
 ) -> Result<Ctl<tonic::transport::Channel>, CtlError> {
     let timeout = Duration::from_secs_f64(timeout);
-    Ok(Ctl::new(
-        client::connect(node, timeout).await?,
-        node.to_string(),
-    ))
+    let c = match &tls {
+        Some(t) => client::connect_tls(node, timeout, t).await?,
+        None => client::connect(node, timeout).await?,
+    };
+    Ok(Ctl::new(c, node.to_string()))
 }
 
 fn flag_object(what: CreateWhat) -> (ferrinet_proto::node::v1::Object, CreateOutput) {

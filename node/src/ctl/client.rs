@@ -1,7 +1,7 @@
 //! The node's address (`--node`) and connecting to it.
 //!
 //! `unix:PATH` (also `unix://PATH`) or an absolute path is the node's Unix socket; `HOST:PORT` or
-//! `http://HOST:PORT` is TCP, in plaintext (the admin API has no TLS yet).
+//! `http://HOST:PORT` is TCP: plaintext with [`connect`], mutual TLS with [`connect_tls`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ pub const NODE_ENV: &str = "FERRINET_NODE";
 pub enum NodeAddr {
     /// A Unix socket.
     Unix(PathBuf),
-    /// TCP, plaintext: `http://HOST:PORT`.
+    /// TCP: `http://HOST:PORT` (plaintext, or mutual TLS with [`connect_tls`]).
     Tcp(String),
 }
 
@@ -46,7 +46,7 @@ impl FromStr for NodeAddr {
         }
         if s.starts_with("https://") {
             return Err(format!(
-                "{s:?}: the node's admin API has no TLS; use unix:PATH, or HOST:PORT for plaintext TCP"
+                "{s:?}: give HOST:PORT and --ca/--cert/--key for TLS, or unix:PATH"
             ));
         }
         let authority = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
@@ -109,6 +109,69 @@ pub async fn connect(
         }
     };
     let channel = channel.map_err(|e| CtlError::unreachable(&node, &e))?;
+    Ok(NodeAdminClient::new(channel))
+}
+
+/// Mutual TLS towards a node's TCP admin listener: the region CA and this client's
+/// certificate and key (PEM files), and the name the node's certificate carries (default: the
+/// host of the address).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// CA the node's certificate must chain to.
+    pub ca: PathBuf,
+    /// This client's certificate.
+    pub cert: PathBuf,
+    /// This client's key.
+    pub key: PathBuf,
+    /// Server name override.
+    pub server_name: Option<String>,
+}
+
+/// As [`connect`], over TCP with mutual TLS.
+pub async fn connect_tls(
+    addr: &NodeAddr,
+    timeout: Duration,
+    tls: &TlsFiles,
+) -> Result<NodeAdminClient<Channel>, CtlError> {
+    let node = addr.to_string();
+    let NodeAddr::Tcp(uri) = addr else {
+        return Err(CtlError::Input(format!(
+            "--node {node}: TLS (--ca/--cert/--key) is for a TCP address, not a Unix socket"
+        )));
+    };
+    let config = ferrinet_route_client::tls::client_config_from_files(
+        &tls.ca,
+        Some(&tls.cert),
+        Some(&tls.key),
+    )
+    .map_err(|e| CtlError::Input(format!("--ca/--cert/--key: {}", crate::error_chain(&e))))?;
+    let authority = uri.strip_prefix("http://").unwrap_or(uri).to_string();
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority.as_str(), |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let name = tls.server_name.clone().unwrap_or(host);
+    let server_name = ferrinet_route_client::tls::server_name(&name)
+        .map_err(|e| CtlError::Input(format!("--server-name: {e}")))?;
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let (authority, config, server_name) =
+                (authority.clone(), config.clone(), server_name.clone());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(authority).await?;
+                tcp.set_nodelay(true)?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(server_name, tcp)
+                    .await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| CtlError::unreachable(&node, &e))?;
     Ok(NodeAdminClient::new(channel))
 }
 

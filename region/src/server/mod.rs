@@ -42,7 +42,7 @@ use self::authz::{Authz, Permission};
 use self::metrics::Metrics;
 use self::peer::PeerCtx;
 use self::table_task::Listener;
-use crate::tls::{self, ServerTlsError};
+use crate::tls::{self, TlsError};
 
 /// Listening sockets, bound by the caller; `None` turns a listener off.
 #[derive(Debug, Default)]
@@ -123,7 +123,7 @@ pub enum ServerError {
     NoTls,
     /// The TLS setup cannot be built.
     #[error("cannot set up TLS")]
-    Tls(#[from] ServerTlsError),
+    Tls(#[from] TlsError),
     /// The HTTP server failed.
     #[error("http server failed")]
     Http(#[source] std::io::Error),

@@ -1,5 +1,8 @@
 //! The admin gRPC service (`ferrinet.node.v1.NodeAdmin`): every request is a call to the
-//! ApiActor. Served on a Unix socket and/or TCP; the caller binds the listeners.
+//! ApiActor. Served on a Unix socket and/or TCP (mutual TLS with the region CA, or plaintext
+//! when no certificates are configured); the caller binds the listeners.
+
+pub mod tls;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -136,8 +139,8 @@ impl NodeAdmin for AdminService {
 pub struct AdminListeners {
     /// Unix socket and its path (removed when the server ends).
     pub unix: Option<(UnixListener, PathBuf)>,
-    /// TCP.
-    pub tcp: Option<TcpListener>,
+    /// TCP, with the TLS configuration when mutual TLS is on.
+    pub tcp: Option<(TcpListener, Option<std::sync::Arc<rustls::ServerConfig>>)>,
 }
 
 /// Binds the Unix socket at `path`, replacing a stale socket file, creating its directory.
@@ -176,22 +179,27 @@ pub async fn serve(
             r
         }));
     }
-    if let Some(l) = listeners.tcp {
+    if let Some((l, tls_config)) = listeners.tcp {
         let mut stop = stop_tx.subscribe();
-        let incoming = TcpListenerStream::new(l).map(|c| {
-            if let Ok(s) = &c {
-                let _ = s.set_nodelay(true);
+        let server = tonic::transport::Server::builder().add_service(svc);
+        let until_stopped = async move {
+            let _ = stop.recv().await;
+        };
+        tasks.push(match tls_config {
+            Some(config) => {
+                let incoming = ReceiverStream::new(tls::incoming(l, config));
+                tokio::spawn(server.serve_with_incoming_shutdown(incoming, until_stopped))
             }
-            c
+            None => {
+                let incoming = TcpListenerStream::new(l).map(|c| {
+                    if let Ok(s) = &c {
+                        let _ = s.set_nodelay(true);
+                    }
+                    c
+                });
+                tokio::spawn(server.serve_with_incoming_shutdown(incoming, until_stopped))
+            }
         });
-        tasks.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.recv().await;
-                })
-                .await
-        }));
     }
     shutdown.await;
     let _ = stop_tx.send(());
