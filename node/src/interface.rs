@@ -84,7 +84,8 @@ pub struct InterfaceState {
     announced: BTreeSet<Route>,
     conditions: Conditions,
     schedule: Schedule,
-    reported: Option<pb::NetworkInterfaceStatus>,
+    /// Digest of the last status reported (the status itself lives with the ApiActor).
+    reported: Option<u64>,
 }
 
 /// The InterfaceActor.
@@ -150,7 +151,9 @@ impl Actor for InterfaceActor {
             InterfaceMsg::Delete => st.args.deleting = true,
         }
         let span = tracing::info_span!("interface", name = %st.args.name);
-        st.pass(&myself).instrument(span).await;
+        // Boxed: the pass is a large state machine, and an idle actor should not hold its
+        // space (the actor task is sized for its largest await point).
+        Box::pin(st.pass(&myself).instrument(span)).await;
         Ok(())
     }
 
@@ -840,10 +843,11 @@ impl InterfaceState {
 
     fn report(&mut self) {
         let status = self.status();
-        if self.reported.as_ref() == Some(&status) {
+        let digest = crate::reconcile::digest(&status);
+        if self.reported == Some(digest) {
             return;
         }
-        self.reported = Some(status.clone());
+        self.reported = Some(digest);
         let _ = self
             .args
             .ctx

@@ -58,7 +58,8 @@ pub struct LoadBalancerState {
     announced: BTreeSet<Route>,
     conditions: Conditions,
     schedule: Schedule,
-    reported: Option<pb::LoadBalancerStatus>,
+    /// Digest of the last status reported.
+    reported: Option<u64>,
 }
 
 /// The LoadBalancerActor.
@@ -154,7 +155,9 @@ impl Actor for LoadBalancerActor {
             LoadBalancerMsg::Delete => st.args.deleting = true,
         }
         let span = tracing::info_span!("loadbalancer", name = %st.args.name);
-        st.pass(&myself).instrument(span).await;
+        // Boxed: the pass is a large state machine, and an idle actor should not hold its
+        // space (the actor task is sized for its largest await point).
+        Box::pin(st.pass(&myself).instrument(span)).await;
         Ok(())
     }
 }
@@ -296,10 +299,11 @@ impl LoadBalancerState {
             targets: Vec::new(),
             observed_generation: self.args.generation,
         };
-        if self.reported.as_ref() == Some(&status) {
+        let digest = crate::reconcile::digest(&status);
+        if self.reported == Some(digest) {
             return;
         }
-        self.reported = Some(status.clone());
+        self.reported = Some(digest);
         let _ = self
             .args
             .ctx

@@ -93,6 +93,14 @@ impl Schedule {
     }
 }
 
+/// A digest of a message, to tell whether a status changed without keeping a copy of it.
+pub fn digest(m: &impl prost::Message) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.encode_to_vec().hash(&mut h);
+    h.finish()
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

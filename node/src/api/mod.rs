@@ -192,7 +192,7 @@ impl Actor for ApiActor {
             objects: BTreeMap::new(),
             actors: HashMap::new(),
             revision: a.revision,
-            log: WatchLog::default(),
+            log: WatchLog::starting_at(a.revision),
             unreported: HashSet::new(),
             orphans_removed: false,
             metrics_stale: true,

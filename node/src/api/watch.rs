@@ -1,11 +1,17 @@
-//! The change log behind `Watch`: the last events in memory, and the watchers.
+//! The change log behind `Watch`: the latest event of each object, and the watchers.
 //!
 //! A watch registers and gets its snapshot (or the logged events after its revision) in one
 //! step inside the ApiActor, so nothing is lost or sent twice. Each watcher has a bounded
 //! channel; one that falls [`WATCH_BUFFER`] events behind is cut off (its stream ends) rather
 //! than slowing the node, and resumes with `from_revision` = the last revision it saw.
+//!
+//! The log is compacted: it keeps only the latest event of each object (a deletion as the
+//! object's last state), in revision order. A resumed watch therefore gets every object that
+//! changed after its revision, in its current state, rather than each intermediate state, which
+//! is what a level-triggered client needs, at one object copy per object instead of one per
+//! change.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 
 use ferrinet_proto::node::v1 as pb;
 use tokio::sync::mpsc;
@@ -14,8 +20,8 @@ use super::error::ApiError;
 
 /// Events a watcher may fall behind before it is cut off.
 pub const WATCH_BUFFER: usize = 8192;
-/// Events remembered for resuming watches.
-const LOG_LEN: usize = 16_384;
+/// Most events remembered for resuming watches (one per object, deletions included).
+const LOG_LEN: usize = 65_536;
 
 /// The kind of an object.
 pub fn kind_of(o: &pb::Object) -> pb::Kind {
@@ -36,14 +42,34 @@ struct Watcher {
     tx: mpsc::Sender<pb::WatchEvent>,
 }
 
+fn key_of(ev: &pb::WatchEvent) -> Option<(i32, String)> {
+    let o = ev.object.as_ref()?;
+    let name = super::objects::metadata(o)?.name.clone();
+    Some((kind_of(o) as i32, name))
+}
+
 /// The log and the watchers.
 #[derive(Default)]
 pub struct WatchLog {
-    log: VecDeque<pb::WatchEvent>,
+    /// Revision -> the latest event of one object.
+    log: BTreeMap<u64, pb::WatchEvent>,
+    /// Object -> the revision of its event in `log`.
+    latest: HashMap<(i32, String), u64>,
+    /// Events at or below this revision were dropped to bound the log.
+    dropped_through: u64,
     watchers: Vec<Watcher>,
 }
 
 impl WatchLog {
+    /// An empty log at `revision`: what happened before it (e.g. before a restart) cannot be
+    /// resumed from.
+    pub fn starting_at(revision: u64) -> Self {
+        Self {
+            dropped_through: revision,
+            ..Self::default()
+        }
+    }
+
     /// Records an event and sends it to every interested watcher; cuts off the ones that lag.
     pub fn publish(&mut self, ev: pb::WatchEvent) {
         self.watchers.retain(|w| {
@@ -60,10 +86,20 @@ impl WatchLog {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
-        if self.log.len() == LOG_LEN {
-            self.log.pop_front();
+        if let Some(key) = key_of(&ev)
+            && let Some(old) = self.latest.insert(key, ev.revision)
+        {
+            self.log.remove(&old);
         }
-        self.log.push_back(ev);
+        self.log.insert(ev.revision, ev);
+        if self.log.len() > LOG_LEN
+            && let Some((rev, old)) = self.log.pop_first()
+        {
+            self.dropped_through = rev;
+            if let Some(key) = key_of(&old) {
+                self.latest.remove(&key);
+            }
+        }
     }
 
     /// A new watcher of `kind`: from the snapshot `current` (all objects, at `revision`) when
@@ -85,7 +121,7 @@ impl WatchLog {
                 })
                 .collect()
         } else {
-            let oldest = self.log.front().map_or(revision, |e| e.revision - 1);
+            let oldest = self.dropped_through;
             if from < oldest || from > revision {
                 return Err(ApiError::TooOld {
                     asked: from,
@@ -94,10 +130,9 @@ impl WatchLog {
                 });
             }
             self.log
-                .iter()
-                .filter(|e| {
-                    e.revision > from && e.object.as_ref().is_some_and(|o| matches(kind, o))
-                })
+                .range(from + 1..)
+                .map(|(_, e)| e)
+                .filter(|e| e.object.as_ref().is_some_and(|o| matches(kind, o)))
                 .cloned()
                 .collect()
         };
@@ -108,5 +143,105 @@ impl WatchLog {
         }
         self.watchers.push(Watcher { kind, tx });
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn net(name: &str, vni: u32) -> pb::Object {
+        pb::Object {
+            object: Some(pb::object::Object::Network(pb::Network {
+                metadata: Some(pb::Metadata {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                spec: Some(pb::NetworkSpec {
+                    id: vni,
+                    ..Default::default()
+                }),
+                status: None,
+            })),
+        }
+    }
+
+    fn ev(ty: pb::EventType, o: pb::Object, revision: u64) -> pb::WatchEvent {
+        pb::WatchEvent {
+            r#type: ty.into(),
+            object: Some(o),
+            revision,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<pb::WatchEvent>) -> Vec<u64> {
+        let mut v = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            v.push(e.revision);
+        }
+        v
+    }
+
+    #[test]
+    fn resumes_with_the_latest_state_of_each_changed_object() {
+        let mut log = WatchLog::starting_at(10);
+        let mut live = log
+            .watch(pb::Kind::Unspecified, 10, 10, std::iter::empty())
+            .unwrap();
+        log.publish(ev(pb::EventType::Added, net("a", 1), 11));
+        log.publish(ev(pb::EventType::Added, net("b", 2), 12));
+        log.publish(ev(pb::EventType::Modified, net("a", 3), 13));
+        log.publish(ev(pb::EventType::Deleted, net("b", 2), 14));
+        // A live watcher sees every event.
+        assert_eq!(drain(&mut live), vec![11, 12, 13, 14]);
+        // A resumed one sees each object's latest event after its revision.
+        let mut from_11 = log
+            .watch(pb::Kind::Unspecified, 11, 14, std::iter::empty())
+            .unwrap();
+        assert_eq!(drain(&mut from_11), vec![13, 14]);
+        let mut from_13 = log
+            .watch(pb::Kind::Network, 13, 14, std::iter::empty())
+            .unwrap();
+        assert_eq!(drain(&mut from_13), vec![14]);
+        let mut other_kind = log
+            .watch(pb::Kind::LoadBalancer, 10, 14, std::iter::empty())
+            .unwrap();
+        assert!(drain(&mut other_kind).is_empty());
+        // Before the log's start (a restart) or beyond the current revision: list again.
+        assert!(matches!(
+            log.watch(pb::Kind::Unspecified, 9, 14, std::iter::empty()),
+            Err(ApiError::TooOld { .. })
+        ));
+        assert!(matches!(
+            log.watch(pb::Kind::Unspecified, 15, 14, std::iter::empty()),
+            Err(ApiError::TooOld { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshot_first_then_changes() {
+        let mut log = WatchLog::starting_at(0);
+        let mut w = log
+            .watch(
+                pb::Kind::Network,
+                0,
+                5,
+                [net("a", 1), net("b", 2)].into_iter(),
+            )
+            .unwrap();
+        log.publish(ev(pb::EventType::Modified, net("a", 9), 6));
+        let got: Vec<(i32, u64)> = std::iter::from_fn(|| w.try_recv().ok())
+            .map(|e| (e.r#type, e.revision))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (pb::EventType::Added as i32, 5),
+                (pb::EventType::Added as i32, 5),
+                (pb::EventType::Modified as i32, 6)
+            ]
+        );
     }
 }
