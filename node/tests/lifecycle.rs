@@ -262,3 +262,52 @@ async fn load_balancer_is_programmed_and_re_created_on_change() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_and_prefix_failures_show_as_their_conditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&settings(dir.path(), "n1")).await.unwrap();
+    create(&node, network("blue", 10)).await.unwrap();
+    // A prefix equal to the interface's own address: dpservice answers ROUTE_EXISTS for the
+    // prefix only; the interface and its other prefix are programmed.
+    let mut a = interface("a", "blue", &["10.0.0.1"]);
+    a.prefixes = vec!["10.0.0.1/32".into(), "10.0.9.0/24".into()];
+    create(&node, iface_object("a", a)).await.unwrap();
+    let o = until_phase(&node, pb::Kind::NetworkInterface, "a", pb::Phase::Error).await;
+    let st = iface_status(&o);
+    assert!(condition(&st, "Interface").ok);
+    assert!(condition(&st, "Firewall").ok);
+    let p = condition(&st, "Prefixes");
+    assert!(!p.ok && p.message.contains("ROUTE_EXISTS"), "{p:?}");
+    let mut c = dataplane(&node).await;
+    let listed = c
+        .list_prefixes(dp::ListPrefixesRequest {
+            interface_id: b"a".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.prefixes.len(), 1, "the good prefix is programmed");
+
+    // A second interface with the same IP in the VNI: the interface itself fails, and its
+    // features say why they wait; fixing the spec makes it Ready.
+    create(
+        &node,
+        iface_object("b", interface("b", "blue", &["10.0.0.1"])),
+    )
+    .await
+    .unwrap();
+    let o = until_phase(&node, pb::Kind::NetworkInterface, "b", pb::Phase::Error).await;
+    let st = iface_status(&o);
+    let i = condition(&st, "Interface");
+    assert!(!i.ok && i.message.contains("ROUTE_EXISTS"), "{i:?}");
+    assert_eq!(condition(&st, "VirtualIP").reason, "InterfaceNotReady");
+    update(
+        &node,
+        iface_object("b", interface("b", "blue", &["10.0.0.2"])),
+    )
+    .await
+    .unwrap();
+    until_phase(&node, pb::Kind::NetworkInterface, "b", pb::Phase::Ready).await;
+    node.shutdown().await;
+}
