@@ -409,3 +409,111 @@ async fn admin_api_over_tcp_requires_a_region_certificate() -> anyhow::Result<()
     assert_eq!(code, 0);
     Ok(())
 }
+
+/// The external routes of `vni` in the dataplane at `addr`: `prefix -> next hop`.
+async fn dataplane_routes(addr: &str, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
+    use ferrinet_proto::dpservice::v1 as dp;
+    let mut c =
+        dp::dpd_kironcore_client::DpdKironcoreClient::connect(format!("http://{addr}")).await?;
+    let r = c
+        .list_routes(dp::ListRoutesRequest { vni })
+        .await?
+        .into_inner();
+    Ok(r.routes
+        .into_iter()
+        .map(|r| {
+            let p = r.prefix.unwrap_or_default();
+            let ip =
+                p.ip.map(|i| String::from_utf8_lossy(&i.address).to_string())
+                    .unwrap_or_default();
+            (
+                format!("{ip}/{}", p.length),
+                r.nexthop_address
+                    .map(|a| String::from_utf8_lossy(&a.address).to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_install_each_others_routes() -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let server = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let dir = tempfile::tempdir()?;
+    let compat = server.compat.to_string();
+    let mut nodes = Vec::new();
+    for (name, ul) in [("a", "fc00:a::/64"), ("b", "fc00:b::/64")] {
+        let cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("[dataplane]\naddress = \"embedded\"\nembedded_underlay = \"{ul}\"\n"),
+        )?;
+        let cfg = cfg.display().to_string();
+        let mut n = NodeProc::start(
+            dir.path(),
+            name,
+            &[
+                "--config",
+                &cfg,
+                "--route-server",
+                &compat,
+                "--route-plaintext",
+            ],
+        )
+        .await?;
+        n.synced().await?;
+        nodes.push(n);
+    }
+    let blue = "apiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: Network\nmetadata: {name: blue}\nspec: {id: 4711}\n";
+    let iface = |name: &str, ip: &str| {
+        format!(
+            "{blue}---\napiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: NetworkInterface\nmetadata: {{name: {name}}}\nspec: {{networkRef: {{name: blue}}, ipFamilies: [IPv4], ips: [{ip}]}}\n"
+        )
+    };
+    let (code, out, err) = nodes[0].ctl(&["apply", "-f", "-"], Some(&iface("a1", "10.0.0.1")))?;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = nodes[1].ctl(&["apply", "-f", "-"], Some(&iface("b1", "10.0.0.2")))?;
+    assert_eq!(code, 0, "{out}{err}");
+    let a1 = until_ready(&mut nodes[0], "a1").await?;
+    let b1 = until_ready(&mut nodes[1], "b1").await?;
+    let mut dps = Vec::new();
+    for n in &mut nodes {
+        let mut c = n.client().await?;
+        dps.push(
+            c.node_status(pb::NodeStatusRequest {})
+                .await?
+                .into_inner()
+                .dataplane_address,
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let at_a = dataplane_routes(&dps[0], 4711).await?;
+        let at_b = dataplane_routes(&dps[1], 4711).await?;
+        if at_b.contains(&("10.0.0.1/32".into(), a1.underlay_ip.clone()))
+            && at_a.contains(&("10.0.0.2/32".into(), b1.underlay_ip.clone()))
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "routes at a {at_a:?}, at b {at_b:?}\n{}",
+            nodes[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Deleted on a: gone at b.
+    let (code, _, err) = nodes[0].ctl(&["delete", "interface", "a1"], None)?;
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + WAIT;
+    while dataplane_routes(&dps[1], 4711)
+        .await?
+        .iter()
+        .any(|(p, _)| p == "10.0.0.1/32")
+    {
+        anyhow::ensure!(Instant::now() < deadline, "a1's route stays at b");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

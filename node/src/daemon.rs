@@ -209,6 +209,8 @@ impl Node {
                     public_vni: s.public_vni,
                     recheck: s.recheck,
                     backoff: s.backoff,
+                    router: s.router_address,
+                    ipv6: s.ipv6,
                     metrics: metrics.clone(),
                 },
                 dataplane: dp_state.clone(),

@@ -17,6 +17,7 @@ pub mod http;
 pub mod interface;
 pub mod load_balancer;
 pub mod metrics;
+pub mod network;
 pub mod reconcile;
 pub mod server;
 pub mod spec;

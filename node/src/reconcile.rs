@@ -33,6 +33,10 @@ pub struct Shared {
     pub recheck: Duration,
     /// Retry delays.
     pub backoff: (Duration, Duration),
+    /// Default route next hop while none is learned.
+    pub router: Option<std::net::Ipv6Addr>,
+    /// IPv6 overlay on.
+    pub ipv6: bool,
     /// Metrics.
     pub metrics: Metrics,
 }

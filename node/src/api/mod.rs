@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use crate::dataplane::DataplaneState;
 use crate::interface::{InterfaceActor, InterfaceArgs, InterfaceMsg};
 use crate::load_balancer::{LoadBalancerActor, LoadBalancerArgs, LoadBalancerMsg};
+use crate::network::{NetworkActor, NetworkArgs, NetworkMsg};
 use crate::reconcile::{Ctx, Shared};
 use crate::spec;
 use crate::store::{Store, StoreOp};
@@ -73,6 +74,8 @@ pub enum ApiMsg {
     Dataplane(DataplaneEvent),
     /// Timer: refresh the object gauges.
     Tick,
+    /// Start and stop NetworkActors so that there is one per VNI in use.
+    SyncNetworks,
 }
 
 impl std::fmt::Debug for ApiMsg {
@@ -89,6 +92,7 @@ impl std::fmt::Debug for ApiMsg {
             Self::Gone(..) => "gone",
             Self::Dataplane(..) => "dataplane",
             Self::Tick => "tick",
+            Self::SyncNetworks => "sync-networks",
         };
         f.write_str(s)
     }
@@ -155,6 +159,8 @@ pub struct ApiState {
     unreported: HashSet<Key>,
     orphans_removed: bool,
     metrics_stale: bool,
+    /// One NetworkActor per VNI in use.
+    networks: BTreeMap<u32, ActorRef<NetworkMsg>>,
 }
 
 /// The ApiActor.
@@ -196,6 +202,7 @@ impl Actor for ApiActor {
             unreported: HashSet::new(),
             orphans_removed: false,
             metrics_stale: true,
+            networks: BTreeMap::new(),
         };
         st.load(a.objects);
         // Networks first: the object actors need their VNIs.
@@ -222,6 +229,7 @@ impl Actor for ApiActor {
             "state loaded"
         );
         myself.send_message(ApiMsg::Tick)?;
+        myself.send_message(ApiMsg::SyncNetworks)?;
         Ok(st)
     }
 
@@ -231,6 +239,13 @@ impl Actor for ApiActor {
         msg: ApiMsg,
         st: &mut ApiState,
     ) -> Result<(), ActorProcessingErr> {
+        // The VNIs in use may change with these; the check is cheap next to the request.
+        if matches!(
+            msg,
+            ApiMsg::Create(..) | ApiMsg::Update(..) | ApiMsg::Delete(..) | ApiMsg::Gone(..)
+        ) {
+            myself.send_message(ApiMsg::SyncNetworks)?;
+        }
         match msg {
             ApiMsg::Create(o, reply) => {
                 if let Err(e) = st.create(&myself, o, reply).await {
@@ -268,6 +283,7 @@ impl Actor for ApiActor {
                 let _ = reply.send(st.node_status());
             }
             ApiMsg::Status(report) => st.status(report),
+            ApiMsg::SyncNetworks => st.sync_networks(&myself).await,
             ApiMsg::Tick => {
                 st.refresh_metrics();
                 myself.send_after(METRICS_INTERVAL, || ApiMsg::Tick);
@@ -296,6 +312,9 @@ impl Actor for ApiActor {
                 }
             }
             ApiMsg::Dataplane(DataplaneEvent::Restarted) => {
+                for a in st.networks.values() {
+                    let _ = a.send_message(NetworkMsg::Resync);
+                }
                 for e in st.objects.values() {
                     match &e.actor {
                         Some(ObjectActor::Interface(a)) => {
@@ -325,6 +344,16 @@ impl Actor for ApiActor {
             }
             _ => return Ok(()),
         };
+        if let Some((&vni, _)) = st
+            .networks
+            .iter()
+            .find(|(_, a)| a.get_id() == cell.get_id())
+        {
+            st.networks.remove(&vni);
+            tracing::error!(vni, %why, "network actor ended: restarting it");
+            myself.send_message(ApiMsg::SyncNetworks)?;
+            return Ok(());
+        }
         let Some(key) = st.actors.remove(&cell.get_id()) else {
             return Ok(());
         };
@@ -343,6 +372,9 @@ impl Actor for ApiActor {
         _myself: ActorRef<ApiMsg>,
         st: &mut ApiState,
     ) -> Result<(), ActorProcessingErr> {
+        for a in st.networks.values() {
+            a.stop(None);
+        }
         for e in st.objects.values() {
             match &e.actor {
                 Some(ObjectActor::Interface(a)) => a.stop(None),
@@ -572,6 +604,51 @@ impl ApiState {
             self.store.write(ops, self.revision, None);
         }
         n
+    }
+
+    /// The VNIs in use: those of the networks of every interface and load balancer.
+    fn vnis_in_use(&self) -> std::collections::BTreeSet<u32> {
+        self.objects
+            .values()
+            .filter_map(|e| e.parsed.network())
+            .filter_map(|n| self.vni_of(n))
+            .collect()
+    }
+
+    /// Starts a NetworkActor for every VNI that came into use, stops those of VNIs no longer
+    /// used (their subscriptions end with them).
+    async fn sync_networks(&mut self, myself: &ActorRef<ApiMsg>) {
+        let in_use = self.vnis_in_use();
+        let gone: Vec<u32> = self
+            .networks
+            .keys()
+            .filter(|v| !in_use.contains(v))
+            .copied()
+            .collect();
+        for vni in gone {
+            if let Some(a) = self.networks.remove(&vni) {
+                tracing::info!(vni, "VNI no longer in use");
+                a.stop(None);
+            }
+        }
+        for vni in in_use {
+            if self.networks.contains_key(&vni) {
+                continue;
+            }
+            let args = NetworkArgs {
+                vni,
+                router: self.ctx.router,
+                ipv6: self.ctx.ipv6,
+                ctx: self.ctx.clone(),
+            };
+            match Actor::spawn_linked(None, NetworkActor, args, myself.get_cell()).await {
+                Ok((a, _)) => {
+                    tracing::info!(vni, "VNI in use");
+                    self.networks.insert(vni, a);
+                }
+                Err(e) => tracing::error!(vni, error = %e, "cannot start network actor"),
+            }
+        }
     }
 
     fn check_synced(&mut self) {

@@ -29,11 +29,16 @@ pub fn settings(dir: &Path, name: &str) -> Settings {
 /// Settings of a node using the dataplane at `dataplane` (or `embedded`), state and socket
 /// under `dir`, TAP VFs.
 pub fn settings_with(dir: &Path, name: &str, dataplane: &str) -> Settings {
+    settings_extra(dir, name, dataplane, "")
+}
+
+/// As [`settings_with`], with more TOML appended (tables only).
+pub fn settings_extra(dir: &Path, name: &str, dataplane: &str, extra: &str) -> Settings {
     let text = format!(
-        "node_name = {name:?}\nstate_dir = {:?}\n[admin]\nsocket = {:?}\n[dataplane]\naddress = {dataplane:?}\ncheck_interval_ms = 50\n[vf]\nmode = \"tap\"\n[reconcile]\nbackoff_min_ms = 20\nbackoff_max_ms = 500\n[http]\nlisten = \"\"\n",
+        "node_name = {name:?}\nstate_dir = {:?}\n[admin]\nsocket = {:?}\n[dataplane]\naddress = {dataplane:?}\ncheck_interval_ms = 50\n[vf]\nmode = \"tap\"\n[reconcile]\nrecheck_secs = 1\nbackoff_min_ms = 20\nbackoff_max_ms = 500\n[http]\nlisten = \"\"\n",
         dir.join("state"),
         dir.join("node.sock"),
-    );
+    ) + extra;
     Config::parse(&text, Path::new("test.toml"))
         .unwrap()
         .validate()
