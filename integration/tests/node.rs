@@ -503,6 +503,58 @@ async fn nodes_install_each_others_routes() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A load-balancer target announced by b before a has the load balancer: installed once the
+    // load balancer appears on a.
+    let target = format!(
+        "{blue}---\napiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: NetworkInterface\nmetadata: {{name: b2}}\nspec: {{networkRef: {{name: blue}}, ipFamilies: [IPv4], ips: [10.0.0.3], loadBalancerTargets: [10.0.0.100/32]}}\n"
+    );
+    let (code, out, err) = nodes[1].ctl(&["apply", "-f", "-"], Some(&target))?;
+    assert_eq!(code, 0, "{out}{err}");
+    until_ready(&mut nodes[1], "b2").await?;
+    let (code, out, err) = nodes[0].ctl(
+        &[
+            "create",
+            "lb",
+            "lb",
+            "--network",
+            "blue",
+            "--type",
+            "internal",
+            "--ip",
+            "10.0.0.100",
+            "--port",
+            "tcp/80",
+        ],
+        None,
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        use ferrinet_proto::dpservice::v1 as dp;
+        let mut c =
+            dp::dpd_kironcore_client::DpdKironcoreClient::connect(format!("http://{}", dps[0]))
+                .await?;
+        let targets: Vec<String> = c
+            .list_load_balancer_targets(dp::ListLoadBalancerTargetsRequest {
+                loadbalancer_id: b"lb".to_vec(),
+            })
+            .await?
+            .into_inner()
+            .target_ips
+            .into_iter()
+            .map(|a| String::from_utf8_lossy(&a.address).to_string())
+            .collect();
+        if targets.len() == 1 && targets[0].starts_with("fc00:b:") {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "load balancer targets at a: {targets:?}\n{}",
+            nodes[0].log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Deleted on a: gone at b.
     let (code, _, err) = nodes[0].ctl(&["delete", "interface", "a1"], None)?;
     assert_eq!(code, 0, "{err}");

@@ -209,6 +209,8 @@ pub struct RoutesSection {
     pub keepalive_secs: u64,
     /// Fallback default router (underlay IPv6) when none is learned from the public VNI.
     pub router_address: String,
+    /// Underlay IPv6 prefix: load-balancer targets announced outside it are not installed.
+    pub prefer_network: String,
 }
 
 impl Default for RoutesSection {
@@ -222,6 +224,7 @@ impl Default for RoutesSection {
             server_name: String::new(),
             keepalive_secs: 5,
             router_address: String::new(),
+            prefer_network: String::new(),
         }
     }
 }
@@ -352,6 +355,8 @@ pub struct Settings {
     pub keepalive: Duration,
     /// Fallback default router.
     pub router_address: Option<Ipv6Addr>,
+    /// Load-balancer targets must be inside this prefix.
+    pub prefer_network: Option<Ipv6Net>,
     /// Periodic re-check.
     pub recheck: Duration,
     /// Retry back-off bounds.
@@ -576,6 +581,19 @@ impl Config {
                 )
             })?),
         };
+        let prefer_network = match r.prefer_network.trim() {
+            "" => None,
+            p => Some(
+                p.parse::<Ipv6Net>()
+                    .map_err(|_| {
+                        invalid(
+                            "routes.prefer_network",
+                            format!("{p:?} is not an IPv6 prefix like \"fc00:1::/48\""),
+                        )
+                    })?
+                    .trunc(),
+            ),
+        };
         let c = &self.reconcile;
         if !(1..=86_400).contains(&c.recheck_secs) {
             return Err(invalid(
@@ -611,6 +629,7 @@ impl Config {
             route_tls,
             keepalive: Duration::from_secs(r.keepalive_secs),
             router_address,
+            prefer_network,
             recheck: Duration::from_secs(c.recheck_secs),
             backoff: (
                 Duration::from_millis(c.backoff_min_ms),
@@ -678,6 +697,10 @@ mod tests {
             "admin.socket"
         );
         assert_eq!(bad_key("[http]\nlisten = \"x\""), "http.listen");
+        assert_eq!(
+            bad_key("[routes]\nprefer_network = \"10.0.0.0/8\""),
+            "routes.prefer_network"
+        );
         assert_eq!(bad_key("[admin]\nca = \"ca.pem\""), "admin.ca");
         assert_eq!(bad_key("[log]\nlevel = \"=[\""), "log.level");
         assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));

@@ -211,6 +211,7 @@ impl Node {
                     backoff: s.backoff,
                     router: s.router_address,
                     ipv6: s.ipv6,
+                    prefer_network: s.prefer_network,
                     metrics: metrics.clone(),
                 },
                 dataplane: dp_state.clone(),

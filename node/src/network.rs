@@ -42,6 +42,8 @@ pub enum NetworkMsg {
     /// Run a pass now: queued behind the events that asked for it, so a burst of route changes
     /// costs one pass.
     Apply,
+    /// The load balancers of this node in the VNI: VIP -> load balancer id.
+    LoadBalancers(BTreeMap<IpAddr, String>),
 }
 
 /// Start arguments.
@@ -66,6 +68,11 @@ pub struct NetworkState {
     nats: BTreeSet<Route>,
     /// Neighbour NATs installed.
     nats_installed: BTreeSet<Route>,
+    /// LOADBALANCER_TARGET routes received: VIP -> target underlays. Kept whether or not the
+    /// load balancer exists here yet, and applied when it appears.
+    lb_targets: BTreeMap<IpAddr, BTreeSet<Ipv6Addr>>,
+    /// This node's load balancers in the VNI: VIP -> id.
+    local_lbs: BTreeMap<IpAddr, String>,
     /// The servers have sent the initial set: stale routes may be removed.
     complete: bool,
     subscription: Option<JoinHandle<()>>,
@@ -115,6 +122,8 @@ impl Actor for NetworkActor {
             learned: BTreeMap::new(),
             nats: BTreeSet::new(),
             nats_installed: BTreeSet::new(),
+            lb_targets: BTreeMap::new(),
+            local_lbs: BTreeMap::new(),
             complete,
             subscription,
             schedule,
@@ -140,6 +149,13 @@ impl Actor for NetworkActor {
             }
             NetworkMsg::Apply => {
                 st.apply_queued = false;
+                st.schedule.reset();
+            }
+            NetworkMsg::LoadBalancers(lbs) => {
+                if lbs == st.local_lbs {
+                    return Ok(());
+                }
+                st.local_lbs = lbs;
                 st.schedule.reset();
             }
             NetworkMsg::Resync => {
@@ -185,6 +201,7 @@ impl NetworkState {
             VniEvent::Snapshot { routes, complete } => {
                 self.learned.clear();
                 self.nats.clear();
+                self.lb_targets.clear();
                 for r in routes {
                     self.add(r);
                 }
@@ -204,8 +221,12 @@ impl NetworkState {
             NextHopType::Nat => {
                 self.nats.insert(r);
             }
-            // Load-balancer targets are installed by the load balancer they belong to.
-            NextHopType::LoadBalancerTarget => {}
+            NextHopType::LoadBalancerTarget => {
+                self.lb_targets
+                    .entry(r.destination.addr())
+                    .or_default()
+                    .insert(r.next_hop.address);
+            }
         }
     }
 
@@ -222,7 +243,15 @@ impl NetworkState {
             NextHopType::Nat => {
                 self.nats.remove(r);
             }
-            NextHopType::LoadBalancerTarget => {}
+            NextHopType::LoadBalancerTarget => {
+                let vip = r.destination.addr();
+                if let Some(t) = self.lb_targets.get_mut(&vip) {
+                    t.remove(&r.next_hop.address);
+                    if t.is_empty() {
+                        self.lb_targets.remove(&vip);
+                    }
+                }
+            }
         }
     }
 
@@ -287,6 +316,7 @@ impl NetworkState {
             }
         }
         failed += self.sync_nats().await;
+        failed += self.sync_lb_targets().await;
         self.failed = failed;
         failed == 0
     }
@@ -435,6 +465,96 @@ impl NetworkState {
                     self.nats_installed.insert(r);
                 }
                 Err(_) => failed += 1,
+            }
+        }
+        failed
+    }
+
+    /// Makes every local load balancer's targets the underlays announced for its VIP (inside
+    /// `routes.prefer_network`, if set); returns the number of failures.
+    async fn sync_lb_targets(&mut self) -> usize {
+        let mut failed = 0;
+        let prefer = self.args.ctx.prefer_network;
+        let lbs: Vec<(IpAddr, String)> = self
+            .local_lbs
+            .iter()
+            .map(|(ip, id)| (*ip, id.clone()))
+            .collect();
+        for (vip, lb) in lbs {
+            let desired: BTreeSet<Ipv6Addr> = self
+                .lb_targets
+                .get(&vip)
+                .into_iter()
+                .flatten()
+                .filter(|t| prefer.is_none_or(|p| p.contains(*t)))
+                .copied()
+                .collect();
+            let id = lb.clone();
+            let listed = self
+                .args
+                .ctx
+                .dp
+                .call("ListLoadBalancerTargets", |mut c| async move {
+                    c.list_load_balancer_targets(dp::ListLoadBalancerTargetsRequest {
+                        loadbalancer_id: id.into_bytes(),
+                    })
+                    .await
+                })
+                .await;
+            let actual: BTreeSet<Ipv6Addr> = match listed {
+                Ok(r) => r
+                    .target_ips
+                    .iter()
+                    .filter_map(|a| match req::parse_ip_address("target_ips", Some(a)) {
+                        Ok(IpAddr::V6(v)) => Some(v),
+                        _ => None,
+                    })
+                    .collect(),
+                // Not created yet (its actor is on it): the next pass installs the targets.
+                Err(_) => {
+                    failed += 1;
+                    continue;
+                }
+            };
+            for t in actual.difference(&desired) {
+                let (id, t) = (lb.clone(), *t);
+                let r = self
+                    .args
+                    .ctx
+                    .dp
+                    .call("DeleteLoadBalancerTarget", |mut c| async move {
+                        c.delete_load_balancer_target(dp::DeleteLoadBalancerTargetRequest {
+                            loadbalancer_id: id.into_bytes(),
+                            target_ip: Some(req::ip_address(t)),
+                        })
+                        .await
+                    })
+                    .await;
+                if let Err(e) = r
+                    && !e.is_any(&[Se::NotFound, Se::NoBackip, Se::NoLb])
+                {
+                    failed += 1;
+                }
+            }
+            for t in desired.difference(&actual) {
+                let (id, t) = (lb.clone(), *t);
+                let r = self
+                    .args
+                    .ctx
+                    .dp
+                    .call("CreateLoadBalancerTarget", |mut c| async move {
+                        c.create_load_balancer_target(dp::CreateLoadBalancerTargetRequest {
+                            loadbalancer_id: id.into_bytes(),
+                            target_ip: Some(req::ip_address(t)),
+                        })
+                        .await
+                    })
+                    .await;
+                if let Err(e) = r
+                    && !e.is(Se::AlreadyExists)
+                {
+                    failed += 1;
+                }
             }
         }
         failed

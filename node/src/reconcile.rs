@@ -37,6 +37,8 @@ pub struct Shared {
     pub router: Option<std::net::Ipv6Addr>,
     /// IPv6 overlay on.
     pub ipv6: bool,
+    /// Load-balancer targets outside this underlay prefix are ignored.
+    pub prefer_network: Option<ipnet::Ipv6Net>,
     /// Metrics.
     pub metrics: Metrics,
 }

@@ -649,6 +649,21 @@ impl ApiState {
                 Err(e) => tracing::error!(vni, error = %e, "cannot start network actor"),
             }
         }
+        // Each VNI's actor installs the targets of the load balancers of this node in it.
+        let mut lbs: BTreeMap<u32, BTreeMap<std::net::IpAddr, String>> = BTreeMap::new();
+        for (k, e) in &self.objects {
+            if let objects::Parsed::LoadBalancer(spec) = &e.parsed
+                && !e.deleting
+                && let Some(vni) = self.vni_of(&spec.network)
+            {
+                lbs.entry(vni).or_default().insert(spec.ip, k.name.clone());
+            }
+        }
+        for (vni, a) in &self.networks {
+            let _ = a.send_message(NetworkMsg::LoadBalancers(
+                lbs.remove(vni).unwrap_or_default(),
+            ));
+        }
     }
 
     fn check_synced(&mut self) {

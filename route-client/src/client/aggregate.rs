@@ -5,9 +5,12 @@
 //! dies stops providing everything at once, so losing one of two servers withdraws only the
 //! routes that server alone had.
 //!
-//! Received routes whose (VNI, prefix) this client announces itself are hidden, as in the
-//! reference client: a node must not install a route to its own prefix via someone else. They are
-//! kept, though, and appear as soon as the client stops announcing that prefix.
+//! Received STANDARD routes whose (VNI, prefix) this client announces itself as STANDARD are
+//! hidden, as in the reference client: a node must not install a route to its own prefix via
+//! someone else. They are kept, though, and appear as soon as the client stops announcing that
+//! prefix. Other kinds are never hidden: the load-balancer targets other nodes announce for a
+//! VIP this node announces (its load balancer), and the NAT routes of other port slices of a NAT
+//! IP this node shares, are exactly what this node needs.
 
 use std::collections::HashMap;
 
@@ -15,7 +18,7 @@ use ipnet::IpNet;
 use smallvec::SmallVec;
 
 use super::servers::{ServerId, ServerSet};
-use crate::route::{Action, NextHop, Route};
+use crate::route::{Action, NextHop, NextHopType, Route};
 
 /// A change of the merged view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,13 +72,13 @@ impl Aggregator {
         self.len == 0
     }
 
-    fn hidden(&self, vni: u32, prefix: IpNet) -> bool {
-        self.own.contains_key(&(vni, prefix))
+    fn hidden(&self, vni: u32, prefix: IpNet, hop: &NextHop) -> bool {
+        hop.kind == NextHopType::Standard && self.own.contains_key(&(vni, prefix))
     }
 
     /// Whether `route` is in the merged view (provided by a server and not hidden).
     pub fn contains(&self, r: &Route) -> bool {
-        !self.hidden(r.vni, r.destination) && self.providers(r).is_some()
+        !self.hidden(r.vni, r.destination, &r.next_hop) && self.providers(r).is_some()
     }
 
     /// The servers providing `route`, if any does.
@@ -94,18 +97,22 @@ impl Aggregator {
         };
         prefixes
             .iter()
-            .filter(|(p, _)| !self.hidden(vni, **p))
-            .flat_map(|(&p, hops)| hops.iter().map(move |(nh, _)| route(vni, p, *nh)))
+            .flat_map(|(&p, hops)| {
+                hops.iter()
+                    .filter(move |(nh, _)| !self.hidden(vni, p, nh))
+                    .map(move |(nh, _)| route(vni, p, *nh))
+            })
             .collect()
     }
 
     /// Every route in the merged view, in no particular order.
     pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
         self.vnis.iter().flat_map(move |(&vni, prefixes)| {
-            prefixes
-                .iter()
-                .filter(move |(p, _)| !self.hidden(vni, **p))
-                .flat_map(move |(&p, hops)| hops.iter().map(move |(nh, _)| route(vni, p, *nh)))
+            prefixes.iter().flat_map(move |(&p, hops)| {
+                hops.iter()
+                    .filter(move |(nh, _)| !self.hidden(vni, p, nh))
+                    .map(move |(nh, _)| route(vni, p, *nh))
+            })
         })
     }
 
@@ -113,7 +120,7 @@ impl Aggregator {
     ///
     /// A repeated ADD or a REMOVE of a route the server did not provide changes nothing.
     pub fn apply(&mut self, server: ServerId, action: Action, r: Route) -> Option<RouteEvent> {
-        let hidden = self.hidden(r.vni, r.destination);
+        let hidden = self.hidden(r.vni, r.destination, &r.next_hop);
         match action {
             Action::Add => {
                 let hops = self
@@ -163,13 +170,13 @@ impl Aggregator {
         let mut removed = 0;
         self.vnis.retain(|&vni, prefixes| {
             prefixes.retain(|&p, hops| {
-                let hidden = own.contains_key(&(vni, p));
+                let own_prefix = own.contains_key(&(vni, p));
                 hops.retain(|(nh, m)| {
                     if !m.remove(server) || !m.is_empty() {
                         return true;
                     }
                     removed += 1;
-                    if !hidden {
+                    if !(own_prefix && nh.kind == NextHopType::Standard) {
                         out.push(ev(Action::Remove, route(vni, p, *nh)));
                     }
                     false
@@ -190,19 +197,21 @@ impl Aggregator {
         let mut out = Vec::new();
         for (p, hops) in prefixes {
             self.len -= hops.len();
-            if !self.hidden(vni, p) {
-                out.extend(
-                    hops.into_iter()
-                        .map(|(nh, _)| ev(Action::Remove, route(vni, p, nh))),
-                );
+            for (nh, _) in hops {
+                if !self.hidden(vni, p, &nh) {
+                    out.push(ev(Action::Remove, route(vni, p, nh)));
+                }
             }
         }
         out
     }
 
-    /// This client now announces `r`: received routes with its (VNI, prefix) are hidden.
-    /// Returns the REMOVEs of routes that were visible.
+    /// This client now announces `r`: if it is STANDARD, received STANDARD routes with its
+    /// (VNI, prefix) are hidden. Returns the REMOVEs of routes that were visible.
     pub fn announce(&mut self, r: &Route) -> Vec<RouteEvent> {
+        if r.next_hop.kind != NextHopType::Standard {
+            return Vec::new();
+        }
         let n = self.own.entry((r.vni, r.destination)).or_insert(0);
         *n += 1;
         if *n > 1 {
@@ -214,6 +223,9 @@ impl Aggregator {
     /// This client no longer announces `r`: once no announced route uses its (VNI, prefix), the
     /// received routes for it appear again. Returns the ADDs.
     pub fn withdraw(&mut self, r: &Route) -> Vec<RouteEvent> {
+        if r.next_hop.kind != NextHopType::Standard {
+            return Vec::new();
+        }
         let key = (r.vni, r.destination);
         match self.own.get_mut(&key) {
             None => Vec::new(),
@@ -234,6 +246,7 @@ impl Aggregator {
             .and_then(|m| m.get(&p))
             .map(|hops| {
                 hops.iter()
+                    .filter(|(nh, _)| nh.kind == NextHopType::Standard)
                     .map(|(nh, _)| ev(action, route(vni, p, *nh)))
                     .collect()
             })
@@ -318,20 +331,49 @@ mod tests {
         let mut a = Aggregator::new();
         let theirs = r("5#10.5.0.1/32#2001:db8::9");
         let mine = r("5#10.5.0.1/32#2001:db8::1");
-        let mine_lb = r("5#10.5.0.1/32#2001:db8::1#LB");
+        let mine_again = r("5#10.5.0.1/32#2001:db8::2");
         assert!(a.apply(0, Action::Add, theirs).is_some());
         assert_eq!(a.announce(&mine), vec![ev(Action::Remove, theirs)]);
-        assert_eq!(a.announce(&mine_lb), vec![]);
+        assert_eq!(a.announce(&mine_again), vec![]);
         assert!(!a.contains(&theirs));
         assert_eq!(a.apply(1, Action::Add, theirs), None);
         let other = r("5#10.5.0.1/32#2001:db8::8");
         assert_eq!(a.apply(1, Action::Add, other), None, "hidden on arrival");
         assert_eq!(a.routes().count(), 0);
         assert_eq!(a.withdraw(&mine), vec![]);
-        let mut back = a.withdraw(&mine_lb);
+        let mut back = a.withdraw(&mine_again);
         back.sort_by_key(|e| e.route);
         assert_eq!(back, vec![ev(Action::Add, other), ev(Action::Add, theirs)]);
         assert_eq!(a.withdraw(&mine), vec![], "not announced");
+    }
+
+    #[test]
+    fn only_standard_routes_are_hidden_by_own_prefixes() {
+        let mut a = Aggregator::new();
+        let my_vip = r("5#10.5.0.100/32#2001:db8::1");
+        assert_eq!(a.announce(&my_vip), vec![]);
+        // Targets of my load balancer, and another slice of a NAT IP I share, are delivered.
+        let target = r("5#10.5.0.100/32#2001:db8::7#LB");
+        assert_eq!(
+            a.apply(0, Action::Add, target),
+            Some(ev(Action::Add, target))
+        );
+        let my_nat = r("5#10.5.0.9/32#2001:db8::1#NAT#1024#2048");
+        let their_nat = r("5#10.5.0.9/32#2001:db8::8#NAT#2048#4096");
+        assert_eq!(a.announce(&my_nat), vec![]);
+        assert_eq!(
+            a.apply(0, Action::Add, their_nat),
+            Some(ev(Action::Add, their_nat))
+        );
+        // A STANDARD route to my VIP via someone else is hidden.
+        let theirs = r("5#10.5.0.100/32#2001:db8::9");
+        assert_eq!(a.apply(0, Action::Add, theirs), None);
+        let mut seen = a.routes().collect::<Vec<_>>();
+        seen.sort();
+        let mut want = vec![target, their_nat];
+        want.sort();
+        assert_eq!(seen, want);
+        assert_eq!(a.withdraw(&my_vip), vec![ev(Action::Add, theirs)]);
     }
 
     #[test]
@@ -364,6 +406,8 @@ mod tests {
                 for hop in 1..=2 {
                     v.push(r(&format!("{vni}#10.0.0.{host}/32#2001:db8::{hop}")));
                 }
+                // Other kinds at the same prefixes: never hidden by own prefixes.
+                v.push(r(&format!("{vni}#10.0.0.{host}/32#2001:db8::3#LB")));
             }
         }
         v
@@ -429,7 +473,7 @@ mod tests {
                 }
                 let model: BTreeSet<Route> = provided
                     .keys()
-                    .filter(|rt| !own.iter().any(|o| o.vni == rt.vni && o.destination == rt.destination))
+                    .filter(|rt| !(rt.next_hop.kind == NextHopType::Standard && own.iter().any(|o| o.next_hop.kind == NextHopType::Standard && o.vni == rt.vni && o.destination == rt.destination)))
                     .copied()
                     .collect();
                 prop_assert_eq!(&seen, &model, "after {:?}", op);
