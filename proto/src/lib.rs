@@ -2,8 +2,12 @@
 //!
 //! - [`route`]: the route exchange messages (metalbond protocol v1, package `metalbond`);
 //! - [`frame`]: the sans-IO frame codec of the route protocol;
-//! - [`dpservice`]: the dpservice gRPC API (package `dpdkironcore.v1`), client and server.
+//! - with the `grpc` feature (default): `dpservice` (the dpservice gRPC API, package
+//!   `dpdkironcore.v1`, client and server) with `dpservice_status` (its status codes and reply
+//!   accessor), `dataplane_status` (ferrinet-dataplane's status service) and `node` (the node
+//!   admin API, package `ferrinet.node.v1`).
 
+#[cfg(feature = "grpc")]
 pub mod dpservice_status;
 pub mod frame;
 
@@ -14,6 +18,7 @@ pub mod route {
 }
 
 /// The dpservice gRPC API (package `dpdkironcore.v1`): messages, client and server.
+#[cfg(feature = "grpc")]
 pub mod dpservice {
     /// Version 1 of the API.
     pub mod v1 {
@@ -23,6 +28,7 @@ pub mod dpservice {
 }
 
 /// ferrinet-dataplane's own status service (package `ferrinet.dataplane.v1`).
+#[cfg(feature = "grpc")]
 pub mod dataplane_status {
     /// Version 1 of the status service.
     pub mod v1 {
@@ -32,6 +38,7 @@ pub mod dataplane_status {
 }
 
 /// The node daemon's admin API (package `ferrinet.node.v1`).
+#[cfg(feature = "grpc")]
 pub mod node {
     /// Version 1 of the admin API.
     pub mod v1 {
