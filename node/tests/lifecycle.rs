@@ -178,6 +178,23 @@ async fn a_failing_feature_is_its_own_condition() {
     // The other interface is unaffected.
     let a = get(&node, pb::Kind::NetworkInterface, "a").await.unwrap();
     assert_eq!(phase(&a), pb::Phase::Ready);
+    // The other way round: a NAT IP equal to an existing VIP fails only the NAT condition.
+    let mut v = interface("v", "blue", &["10.0.0.3"]);
+    v.virtual_ip = "198.51.100.8".into();
+    create(&node, iface_object("v", v)).await.unwrap();
+    until_phase(&node, pb::Kind::NetworkInterface, "v", pb::Phase::Ready).await;
+    let mut n = interface("n", "blue", &["10.0.0.4"]);
+    n.nat = Some(pb::NatSpec {
+        ip: "198.51.100.8".into(),
+        port: 1024,
+        end_port: 2048,
+    });
+    create(&node, iface_object("n", n)).await.unwrap();
+    let o = until_phase(&node, pb::Kind::NetworkInterface, "n", pb::Phase::Error).await;
+    let st = iface_status(&o);
+    assert!(condition(&st, "Interface").ok && condition(&st, "VirtualIP").ok);
+    let nat = condition(&st, "NAT");
+    assert!(!nat.ok && nat.message.contains("DNAT_EXISTS"), "{nat:?}");
     node.shutdown().await;
 }
 
