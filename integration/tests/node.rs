@@ -569,3 +569,84 @@ async fn nodes_install_each_others_routes() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_router_learned_from_the_public_vni_with_fallback() -> anyhow::Result<()> {
+    let env = Env::new()?;
+    let server = RegionServer::start(&env.pki, &ServerOpts::default())?;
+    let dir = tempfile::tempdir()?;
+    let compat = server.compat.to_string();
+    let cfg = dir.path().join("n.toml");
+    std::fs::write(
+        &cfg,
+        "[dataplane]\naddress = \"embedded\"\n[routes]\nrouter_address = \"fc00:ff::1\"\n",
+    )?;
+    let cfg = cfg.display().to_string();
+    let mut node = NodeProc::start(
+        dir.path(),
+        "n1",
+        &[
+            "--config",
+            &cfg,
+            "--route-server",
+            &compat,
+            "--route-plaintext",
+        ],
+    )
+    .await?;
+    node.synced().await?;
+    let (code, out, err) = node.ctl(
+        &["apply", "-f", "-"],
+        Some("apiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: Network\nmetadata: {name: blue}\nspec: {id: 4711}\n---\napiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: NetworkInterface\nmetadata: {name: a1}\nspec: {networkRef: {name: blue}, ipFamilies: [IPv4], ips: [10.0.0.1]}\n"),
+    )?;
+    assert_eq!(code, 0, "{out}{err}");
+    until_ready(&mut node, "a1").await?;
+    let dp = {
+        let mut c = node.client().await?;
+        c.node_status(pb::NodeStatusRequest {})
+            .await?
+            .into_inner()
+            .dataplane_address
+    };
+    let default = |hop: &str| ("0.0.0.0/0".to_string(), hop.to_string());
+    let until_default = |want: (String, String)| {
+        let dp = dp.clone();
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let routes = dataplane_routes(&dp, 4711).await?;
+                if routes.contains(&want)
+                    && routes.iter().filter(|(p, _)| p == "0.0.0.0/0").count() == 1
+                {
+                    return anyhow::Ok(());
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "routes {routes:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The configured fallback first; a router announced in the public VNI (100) takes over;
+    // when it is withdrawn the fallback is back.
+    until_default(default("fc00:ff::1")).await?;
+    let mut router = ferrinet_integration::raw::RawConn::established_plain(server.compat).await?;
+    let announced: ferrinet_region::route::Route = "100#0.0.0.0/0#fc00:ee::1".parse()?;
+    router
+        .update(ferrinet_region::route::Action::Add, &announced)
+        .await?;
+    if let Err(e) = until_default(default("fc00:ee::1")).await {
+        anyhow::bail!(
+            "{e}\nregion: {}\nsessions: {}\n{}",
+            server.get_json("/routes.json?vni=100")?,
+            server.get_json("/sessions.json")?,
+            node.log()
+        );
+    }
+    router
+        .update(ferrinet_region::route::Action::Remove, &announced)
+        .await?;
+    until_default(default("fc00:ff::1")).await?;
+    Ok(())
+}

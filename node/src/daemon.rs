@@ -239,6 +239,11 @@ impl Node {
             dp_state.clone(),
             api.clone(),
         )));
+        // The default router is what the public VNI announces as its zero-length prefix.
+        if let Some(c) = &route_client {
+            let sub = c.subscribe(s.public_vni)?;
+            tasks.push(tokio::spawn(crate::network::watch_router(sub, api.clone())));
+        }
 
         let unix = match &s.admin_socket {
             Some(p) => Some((

@@ -44,6 +44,8 @@ pub enum NetworkMsg {
     Apply,
     /// The load balancers of this node in the VNI: VIP -> load balancer id.
     LoadBalancers(BTreeMap<IpAddr, String>),
+    /// The default router changed (learned from the public VNI, or the configured fallback).
+    Router(Option<Ipv6Addr>),
 }
 
 /// Start arguments.
@@ -51,7 +53,7 @@ pub enum NetworkMsg {
 pub struct NetworkArgs {
     /// The VNI.
     pub vni: u32,
-    /// Next hop of the default route while none is learned (`routes.router_address`).
+    /// Next hop of the default route: learned from the public VNI, else `routes.router_address`.
     pub router: Option<Ipv6Addr>,
     /// Install `::/0` too.
     pub ipv6: bool,
@@ -149,6 +151,13 @@ impl Actor for NetworkActor {
             }
             NetworkMsg::Apply => {
                 st.apply_queued = false;
+                st.schedule.reset();
+            }
+            NetworkMsg::Router(r) => {
+                if r == st.args.router {
+                    return Ok(());
+                }
+                st.args.router = r;
                 st.schedule.reset();
             }
             NetworkMsg::LoadBalancers(lbs) => {
@@ -558,5 +567,42 @@ impl NetworkState {
             }
         }
         failed
+    }
+}
+
+/// Follows the default router announced in the public VNI (a zero-length prefix): reports the
+/// lowest next hop of the default routes present, `None` when there are none. Runs until the
+/// subscription or the receiver ends.
+pub async fn watch_router(
+    mut sub: ferrinet_route_client::client::Subscription,
+    api: ActorRef<crate::api::ApiMsg>,
+) {
+    let mut hops: BTreeSet<Route> = BTreeSet::new();
+    let mut current = None;
+    while let Some(e) = sub.next().await {
+        let is_default = |r: &Route| is_default(&r.destination);
+        match e {
+            VniEvent::Added(r) if is_default(&r) => {
+                hops.insert(r);
+            }
+            VniEvent::Removed(r) => {
+                hops.remove(&r);
+            }
+            VniEvent::Snapshot { routes, .. } => {
+                hops = routes.into_iter().filter(|r| is_default(r)).collect();
+            }
+            _ => continue,
+        }
+        let router = hops.iter().map(|r| r.next_hop.address).min();
+        if router != current {
+            current = router;
+            tracing::info!(router = ?current, "default router from the public VNI");
+            if api
+                .send_message(crate::api::ApiMsg::Router(current))
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }

@@ -76,6 +76,8 @@ pub enum ApiMsg {
     Tick,
     /// Start and stop NetworkActors so that there is one per VNI in use.
     SyncNetworks,
+    /// The default router learned from the public VNI changed (`None`: withdrawn).
+    Router(Option<std::net::Ipv6Addr>),
 }
 
 impl std::fmt::Debug for ApiMsg {
@@ -93,6 +95,7 @@ impl std::fmt::Debug for ApiMsg {
             Self::Dataplane(..) => "dataplane",
             Self::Tick => "tick",
             Self::SyncNetworks => "sync-networks",
+            Self::Router(_) => "router",
         };
         f.write_str(s)
     }
@@ -161,6 +164,8 @@ pub struct ApiState {
     metrics_stale: bool,
     /// One NetworkActor per VNI in use.
     networks: BTreeMap<u32, ActorRef<NetworkMsg>>,
+    /// The default router learned from the public VNI, if any.
+    learned_router: Option<std::net::Ipv6Addr>,
 }
 
 /// The ApiActor.
@@ -203,6 +208,7 @@ impl Actor for ApiActor {
             orphans_removed: false,
             metrics_stale: true,
             networks: BTreeMap::new(),
+            learned_router: None,
         };
         st.load(a.objects);
         // Networks first: the object actors need their VNIs.
@@ -284,6 +290,13 @@ impl Actor for ApiActor {
             }
             ApiMsg::Status(report) => st.status(report),
             ApiMsg::SyncNetworks => st.sync_networks(&myself).await,
+            ApiMsg::Router(r) => {
+                st.learned_router = r;
+                let effective = st.router();
+                for a in st.networks.values() {
+                    let _ = a.send_message(NetworkMsg::Router(effective));
+                }
+            }
             ApiMsg::Tick => {
                 st.refresh_metrics();
                 myself.send_after(METRICS_INTERVAL, || ApiMsg::Tick);
@@ -606,6 +619,11 @@ impl ApiState {
         n
     }
 
+    /// The default router: learned from the public VNI, else the configured one.
+    fn router(&self) -> Option<std::net::Ipv6Addr> {
+        self.learned_router.or(self.ctx.router)
+    }
+
     /// The VNIs in use: those of the networks of every interface and load balancer.
     fn vnis_in_use(&self) -> std::collections::BTreeSet<u32> {
         self.objects
@@ -637,7 +655,7 @@ impl ApiState {
             }
             let args = NetworkArgs {
                 vni,
-                router: self.ctx.router,
+                router: self.router(),
                 ipv6: self.ctx.ipv6,
                 ctx: self.ctx.clone(),
             };
