@@ -25,13 +25,4 @@ pub mod store;
 pub mod vf;
 
 /// `outer: inner: innermost`, so one log field or error message tells the whole story.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use ferrinet_route_client::client::error_chain;

@@ -24,6 +24,7 @@ use crate::conn::{ConnError, FrameReader, Outbound, write_loop};
 use crate::route::{Action, Route};
 use crate::session::{CloseReason, Event, Extensions, Inbound, Output, Role, Session};
 use crate::table::SessionId;
+use ferrinet_route_client::client::error_chain;
 
 /// What every session needs from the server.
 #[derive(Clone)]
@@ -199,18 +200,6 @@ async fn run_inner<S>(
         bytes_received = info.bytes_received.load(Ordering::Relaxed),
         "session closed"
     );
-}
-
-/// `outer: inner: innermost`, so one log field tells the whole story.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 struct Reader<R> {
