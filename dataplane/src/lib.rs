@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod observe;
 pub mod routes;
 pub mod service;
 pub mod state;
@@ -22,6 +23,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use config::{DataplaneConfig, VfPort};
 pub use error::{CallError, InvalidArgument};
 pub use ferrinet_proto::dpservice_status::{Reply, ReplyError, ServiceError};
+pub use observe::RouteChange;
 pub use service::{DataplaneService, StatusService};
 pub use state::{Counts, State};
 

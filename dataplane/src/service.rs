@@ -2,7 +2,7 @@
 //! (gRPC status vs `status` field) that the real service uses.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ferrinet_proto::dataplane_status::v1 as status_pb;
 use ferrinet_proto::dpservice::v1 as pb;
@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::{ConfigError, DataplaneConfig};
 use crate::error::CallError;
+use crate::observe::{self, RouteChange};
 use crate::state::{Counts, State};
 
 /// The dpservice API served from an in-memory [`State`]; cheap to clone (shared state).
@@ -23,6 +24,8 @@ pub struct DataplaneService {
     state: Arc<Mutex<State>>,
     // A restart rebuilds the state from the same configuration, as a restarted process would.
     config: Arc<DataplaneConfig>,
+    // Made by the first observer; a restart hands it to the fresh state.
+    route_observer: Arc<OnceLock<observe::Sender>>,
 }
 
 /// Replies are part of the API, so the trait lives in [`ferrinet_proto::dpservice_status`];
@@ -36,7 +39,18 @@ impl DataplaneService {
         Ok(Self {
             state: Arc::new(Mutex::new(State::new(config))),
             config: Arc::new(config.clone()),
+            route_observer: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Every external route change from now on ([`crate::observe`]), across restarts: a tool
+    /// can time when a route lands here without polling ListRoutes.
+    pub fn route_changes(&self) -> tokio::sync::broadcast::Receiver<RouteChange> {
+        let tx = self.route_observer.get_or_init(observe::channel);
+        // Subscribed before the state reports to the sender: no change is missed in between.
+        let rx = tx.subscribe();
+        self.lock().set_route_observer(tx.clone());
+        rx
     }
 
     /// Simulates a restart of the dataplane process without touching the listener: the state
@@ -50,7 +64,10 @@ impl DataplaneService {
     /// restart only through ABORTED or a changed UUID, which is how dpservice clients are
     /// meant to detect it anyway.
     pub fn restart(&self) -> String {
-        let fresh = State::new(&self.config);
+        let mut fresh = State::new(&self.config);
+        if let Some(tx) = self.route_observer.get() {
+            fresh.set_route_observer(tx.clone());
+        }
         let new_uuid = fresh.uuid().to_string();
         // The old state is dropped after the lock is released: freeing a large one takes a
         // while and calls need not wait for it.

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use crate::config::DataplaneConfig;
 use crate::error::{CallError, InvalidArgument, ServiceError};
+use crate::observe;
 use crate::routes::{self, NextHop, RouteError, RouteTable};
 use crate::underlay::Underlays;
 use crate::validate;
@@ -151,6 +152,7 @@ pub struct State {
     vnis: HashMap<u32, Vni>,
     loadbalancers: BTreeMap<String, LoadBalancer>,
     neighbor_nats: BTreeMap<(Ipv4Addr, u32, u16, u16), Ipv6Addr>,
+    route_observer: Option<observe::Sender>,
 }
 
 fn text(x: impl Display) -> Vec<u8> {
@@ -277,6 +279,25 @@ impl State {
             vnis: HashMap::new(),
             loadbalancers: BTreeMap::new(),
             neighbor_nats: BTreeMap::new(),
+            route_observer: None,
+        }
+    }
+
+    /// Reports every later external route change to `tx` ([`crate::observe`]).
+    pub(crate) fn set_route_observer(&mut self, tx: observe::Sender) {
+        self.route_observer = Some(tx);
+    }
+
+    /// Reports the removal of every external route of `vni`'s table (about to be cleared or
+    /// dropped).
+    fn report_external_removed(&self, vni: u32) {
+        let Some(v) = self.vnis.get(&vni) else {
+            return;
+        };
+        if self.route_observer.is_some() {
+            for (net, _, _) in v.routes.external_routes() {
+                observe::report(self.route_observer.as_ref(), vni, net, None);
+            }
         }
     }
 
@@ -344,6 +365,7 @@ impl State {
         if let Some(v) = self.vnis.get_mut(&vni) {
             v.users = v.users.saturating_sub(1);
             if v.users == 0 {
+                self.report_external_removed(vni);
                 self.vnis.remove(&vni);
             }
         }
@@ -966,6 +988,7 @@ impl State {
                 RouteError::Exists => ServiceError::RouteExists,
                 RouteError::BadLength | RouteError::NotFound => ServiceError::RouteInsert,
             })?;
+        observe::report(self.route_observer.as_ref(), req.vni, net, Some(underlay));
         Ok(pb::CreateRouteResponse::default())
     }
 
@@ -980,6 +1003,7 @@ impl State {
             Some(NextHop::Local(_)) => Err(ServiceError::RouteBadPort.into()),
             Some(NextHop::External { .. }) => {
                 let _ = table.remove(net);
+                observe::report(self.route_observer.as_ref(), req.vni, net, None);
                 Ok(pb::DeleteRouteResponse::default())
             }
         }
@@ -1041,6 +1065,8 @@ impl State {
         if t != pb::VniType::VniBoth {
             return Err(ServiceError::WrongType.into());
         }
+        self.routes_mut(req.vni)?;
+        self.report_external_removed(req.vni);
         self.routes_mut(req.vni)?.clear_external();
         Ok(pb::ResetVniResponse::default())
     }
