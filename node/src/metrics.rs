@@ -33,6 +33,10 @@ pub struct Metrics {
     pub dataplane_restarts: Counter,
     /// Routes this node announces.
     pub routes_announced: Gauge,
+    /// Learned routes written into dpservice, by kind (route, neighbor_nat, lb_target) and op.
+    pub route_changes: Family<Labels, Counter>,
+    /// Learned-route writes dpservice refused or did not answer, by kind, op and code.
+    pub route_failures: Family<Labels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -48,6 +52,8 @@ impl Metrics {
         let dp_errors = Family::<Labels, Counter>::default();
         let dataplane_restarts = Counter::default();
         let routes_announced = Gauge::default();
+        let route_changes = Family::<Labels, Counter>::default();
+        let route_failures = Family::<Labels, Counter>::default();
         let r = registry.sub_registry_with_prefix("ferrinet_node");
         r.register("objects", "Objects by kind and phase", objects.clone());
         r.register(
@@ -75,6 +81,16 @@ impl Metrics {
             "Routes this node announces",
             routes_announced.clone(),
         );
+        r.register(
+            "route_changes",
+            "Learned routes written into dpservice, by kind and op",
+            route_changes.clone(),
+        );
+        r.register(
+            "route_failures",
+            "Learned-route writes that failed, by kind, op and dpservice code",
+            route_failures.clone(),
+        );
         Self {
             objects,
             reconcile_seconds,
@@ -82,6 +98,8 @@ impl Metrics {
             dp_errors,
             dataplane_restarts,
             routes_announced,
+            route_changes,
+            route_failures,
             registry: Arc::new(registry),
         }
     }
@@ -96,6 +114,25 @@ impl Metrics {
                 .get_or_create(&vec![("rpc", rpc.to_string()), ("code", e.label())])
                 .inc();
         }
+    }
+
+    /// Records one write of a learned route: `kind` is route, neighbor_nat or lb_target, `op`
+    /// create or delete.
+    pub fn route_write(&self, kind: &'static str, op: &'static str, error: Option<&DpError>) {
+        match error {
+            None => self
+                .route_changes
+                .get_or_create(&vec![("kind", kind.to_string()), ("op", op.to_string())])
+                .inc(),
+            Some(e) => self
+                .route_failures
+                .get_or_create(&vec![
+                    ("kind", kind.to_string()),
+                    ("op", op.to_string()),
+                    ("code", e.label()),
+                ])
+                .inc(),
+        };
     }
 
     /// Records one reconcile pass.

@@ -16,6 +16,7 @@
 //! removes what they programmed as an orphan.
 
 pub mod error;
+mod networks;
 mod objects;
 mod requests;
 mod resync;
@@ -31,7 +32,8 @@ use tokio::sync::{mpsc, watch as tokio_watch};
 use crate::dataplane::DataplaneState;
 use crate::interface::{InterfaceActor, InterfaceArgs, InterfaceMsg};
 use crate::load_balancer::{LoadBalancerActor, LoadBalancerArgs, LoadBalancerMsg};
-use crate::network::{NetworkActor, NetworkArgs, NetworkMsg};
+use crate::network::NetworkMsg;
+use crate::network::status::NetworkReport;
 use crate::reconcile::{Ctx, Shared};
 use crate::spec;
 use crate::store::{Store, StoreOp};
@@ -78,6 +80,8 @@ pub enum ApiMsg {
     SyncNetworks,
     /// The default router learned from the public VNI changed (`None`: withdrawn).
     Router(Option<std::net::Ipv6Addr>),
+    /// A NetworkActor's account of its VNI's table changed.
+    NetworkReport(u32, Box<NetworkReport>),
 }
 
 impl std::fmt::Debug for ApiMsg {
@@ -96,6 +100,7 @@ impl std::fmt::Debug for ApiMsg {
             Self::Tick => "tick",
             Self::SyncNetworks => "sync-networks",
             Self::Router(_) => "router",
+            Self::NetworkReport(..) => "network-report",
         };
         f.write_str(s)
     }
@@ -166,6 +171,8 @@ pub struct ApiState {
     networks: BTreeMap<u32, ActorRef<NetworkMsg>>,
     /// The default router learned from the public VNI, if any.
     learned_router: Option<std::net::Ipv6Addr>,
+    /// The last report of each NetworkActor.
+    reports: BTreeMap<u32, NetworkReport>,
 }
 
 /// The ApiActor.
@@ -209,6 +216,7 @@ impl Actor for ApiActor {
             metrics_stale: true,
             networks: BTreeMap::new(),
             learned_router: None,
+            reports: BTreeMap::new(),
         };
         st.load(a.objects);
         // Networks first: the object actors need their VNIs.
@@ -290,6 +298,7 @@ impl Actor for ApiActor {
             }
             ApiMsg::Status(report) => st.status(report),
             ApiMsg::SyncNetworks => st.sync_networks(&myself).await,
+            ApiMsg::NetworkReport(vni, report) => st.network_report(vni, *report),
             ApiMsg::Router(r) => {
                 st.learned_router = r;
                 let effective = st.router();
@@ -542,48 +551,6 @@ impl ApiState {
         }
     }
 
-    /// Tells the actors of `network`'s users its (new) VNI.
-    fn network_changed(&mut self, network: &str) {
-        let vni = self.vni_of(network);
-        for e in self.objects.values() {
-            match (&e.parsed, &e.actor) {
-                (objects::Parsed::Interface(s), Some(ObjectActor::Interface(a)))
-                    if s.network == network =>
-                {
-                    let _ = a.send_message(InterfaceMsg::Network(vni));
-                }
-                (objects::Parsed::LoadBalancer(s), Some(ObjectActor::LoadBalancer(a)))
-                    if s.network == network =>
-                {
-                    let _ = a.send_message(LoadBalancerMsg::Network(vni));
-                }
-                _ => {}
-            }
-        }
-        self.refresh_network(network);
-    }
-
-    fn users(&self, network: &str) -> Vec<String> {
-        self.objects
-            .iter()
-            .filter(|(_, e)| e.parsed.network() == Some(network))
-            .map(|(k, _)| k.to_string())
-            .collect()
-    }
-
-    /// Recomputes a Network's status (its users) and publishes a change.
-    fn refresh_network(&mut self, network: &str) {
-        let users = u32::try_from(self.users(network).len()).unwrap_or(u32::MAX);
-        let key = Key::new(pb::Kind::Network, network);
-        let changed = match self.objects.get_mut(&key) {
-            Some(e) => objects::set_network_status(&mut e.object, users, now_ms()),
-            None => false,
-        };
-        if changed {
-            self.bump_status(&key);
-        }
-    }
-
     /// A status-only change: new revision, event, revision persisted (no reply waits).
     fn bump_status(&mut self, key: &Key) {
         let rev = self.next_revision();
@@ -617,71 +584,6 @@ impl ApiState {
             self.store.write(ops, self.revision, None);
         }
         n
-    }
-
-    /// The default router: learned from the public VNI, else the configured one.
-    fn router(&self) -> Option<std::net::Ipv6Addr> {
-        self.learned_router.or(self.ctx.router)
-    }
-
-    /// The VNIs in use: those of the networks of every interface and load balancer.
-    fn vnis_in_use(&self) -> std::collections::BTreeSet<u32> {
-        self.objects
-            .values()
-            .filter_map(|e| e.parsed.network())
-            .filter_map(|n| self.vni_of(n))
-            .collect()
-    }
-
-    /// Starts a NetworkActor for every VNI that came into use, stops those of VNIs no longer
-    /// used (their subscriptions end with them).
-    async fn sync_networks(&mut self, myself: &ActorRef<ApiMsg>) {
-        let in_use = self.vnis_in_use();
-        let gone: Vec<u32> = self
-            .networks
-            .keys()
-            .filter(|v| !in_use.contains(v))
-            .copied()
-            .collect();
-        for vni in gone {
-            if let Some(a) = self.networks.remove(&vni) {
-                tracing::info!(vni, "VNI no longer in use");
-                a.stop(None);
-            }
-        }
-        for vni in in_use {
-            if self.networks.contains_key(&vni) {
-                continue;
-            }
-            let args = NetworkArgs {
-                vni,
-                router: self.router(),
-                ipv6: self.ctx.ipv6,
-                ctx: self.ctx.clone(),
-            };
-            match Actor::spawn_linked(None, NetworkActor, args, myself.get_cell()).await {
-                Ok((a, _)) => {
-                    tracing::info!(vni, "VNI in use");
-                    self.networks.insert(vni, a);
-                }
-                Err(e) => tracing::error!(vni, error = %e, "cannot start network actor"),
-            }
-        }
-        // Each VNI's actor installs the targets of the load balancers of this node in it.
-        let mut lbs: BTreeMap<u32, BTreeMap<std::net::IpAddr, String>> = BTreeMap::new();
-        for (k, e) in &self.objects {
-            if let objects::Parsed::LoadBalancer(spec) = &e.parsed
-                && !e.deleting
-                && let Some(vni) = self.vni_of(&spec.network)
-            {
-                lbs.entry(vni).or_default().insert(spec.ip, k.name.clone());
-            }
-        }
-        for (vni, a) in &self.networks {
-            let _ = a.send_message(NetworkMsg::LoadBalancers(
-                lbs.remove(vni).unwrap_or_default(),
-            ));
-        }
     }
 
     fn check_synced(&mut self) {

@@ -244,7 +244,7 @@ pub fn same_spec(a: &pb::Object, b: &pb::Object) -> bool {
 
 /// A network's status: valid networks are Ready; `users` counts its interfaces and load
 /// balancers on this node. Returns whether it changed.
-pub fn set_network_status(o: &mut pb::Object, users: u32, now_ms: i64) -> bool {
+pub fn set_network_status(o: &mut pb::Object, parts: NetworkStatusParts, now_ms: i64) -> bool {
     let Some(pb::object::Object::Network(n)) = &mut o.object else {
         return false;
     };
@@ -252,16 +252,82 @@ pub fn set_network_status(o: &mut pb::Object, users: u32, now_ms: i64) -> bool {
     let status = n.status.get_or_insert_with(Default::default);
     let before = status.clone();
     status.phase = pb::Phase::Ready.into();
-    status.users = users;
+    status.users = parts.users;
     status.observed_generation = generation;
-    if status.conditions.is_empty() {
-        status.conditions.push(pb::Condition {
-            r#type: "Network".into(),
-            ok: true,
-            reason: "Valid".into(),
-            message: String::new(),
-            last_transition_unix_ms: now_ms,
-        });
-    }
+    let routes_ok = parts.routes.last_error.is_empty() && parts.routes.subscription != "Waiting";
+    let (reason, message) = match parts.routes.subscription.as_str() {
+        "NotInUse" => (
+            "NotInUse",
+            "no interface or load balancer of the VNI here".into(),
+        ),
+        _ if !parts.routes.last_error.is_empty() => {
+            ("DataplaneError", parts.routes.last_error.clone())
+        }
+        "Waiting" => (
+            "Waiting",
+            "waiting for the route servers' initial set".into(),
+        ),
+        _ => {
+            let c = |r: &Option<pb::RouteCounts>| r.unwrap_or_default();
+            let (s, p) = (c(&parts.routes.standard), c(&parts.routes.peered));
+            (
+                "Installed",
+                format!(
+                    "{}/{} routes of other nodes, {}/{} peered routes installed",
+                    s.installed, s.learned, p.installed, p.learned
+                ),
+            )
+        }
+    };
+    set_condition(&mut status.conditions, "Network", true, "Valid", "", now_ms);
+    set_condition(
+        &mut status.conditions,
+        "Routes",
+        routes_ok,
+        reason,
+        &message,
+        now_ms,
+    );
+    status.routes = Some(parts.routes);
+    status.peerings = parts.peerings;
     *status != before
+}
+
+/// What a Network's status is made of, apart from its generation.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkStatusParts {
+    /// Interfaces and load balancers of this node in it.
+    pub users: u32,
+    /// Its table's routes.
+    pub routes: pb::NetworkRoutes,
+    /// One per peered VNI of its spec.
+    pub peerings: Vec<pb::PeeringStatus>,
+}
+
+/// Sets condition `kind`, keeping its transition time unless `ok` changes.
+fn set_condition(
+    conditions: &mut Vec<pb::Condition>,
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    now_ms: i64,
+) {
+    match conditions.iter_mut().find(|c| c.r#type == kind) {
+        Some(c) => {
+            if c.ok != ok {
+                c.last_transition_unix_ms = now_ms;
+            }
+            c.ok = ok;
+            c.reason = reason.into();
+            c.message = message.into();
+        }
+        None => conditions.push(pb::Condition {
+            r#type: kind.into(),
+            ok,
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_unix_ms: now_ms,
+        }),
+    }
 }

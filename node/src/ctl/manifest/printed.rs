@@ -107,6 +107,51 @@ pub struct NetworkStatusDoc {
     pub users: u32,
     /// The generation the status describes.
     pub observed_generation: u64,
+    /// The VNI's table on this node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<NetworkRoutesDoc>,
+}
+
+/// A network's table on this node as printed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkRoutesDoc {
+    /// `Waiting`, `Complete`, `NoRouteServers` or `NotInUse`.
+    pub subscription: String,
+    /// Routes of other nodes.
+    pub standard: RouteCountsDoc,
+    /// Neighbour NATs.
+    pub nat: RouteCountsDoc,
+    /// Targets of this node's load balancers.
+    pub load_balancer_targets: RouteCountsDoc,
+    /// Routes of peered VNIs.
+    pub peered: RouteCountsDoc,
+    /// Next hop of the default routes.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub router: String,
+    /// The last failed write.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_error: String,
+}
+
+/// Route counts as printed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteCountsDoc {
+    /// Received.
+    pub learned: u32,
+    /// Held by the dataplane.
+    pub installed: u32,
+    /// Writes that failed in the last pass.
+    pub failed: u32,
+}
+
+fn counts(c: Option<&pb::RouteCounts>) -> RouteCountsDoc {
+    let c = c.copied().unwrap_or_default();
+    RouteCountsDoc {
+        learned: c.learned,
+        installed: c.installed,
+        failed: c.failed,
+    }
 }
 
 /// A peering's state as printed.
@@ -270,6 +315,15 @@ pub fn from_proto(obj: &pb::Object) -> Option<ObjectDoc> {
                     .collect(),
                 users: s.users,
                 observed_generation: s.observed_generation,
+                routes: s.routes.as_ref().map(|r| NetworkRoutesDoc {
+                    subscription: r.subscription.clone(),
+                    standard: counts(r.standard.as_ref()),
+                    nat: counts(r.nat.as_ref()),
+                    load_balancer_targets: counts(r.load_balancer_targets.as_ref()),
+                    peered: counts(r.peered.as_ref()),
+                    router: r.router.clone(),
+                    last_error: r.last_error.clone(),
+                }),
             }),
         )),
         O::NetworkInterface(n) => ObjectDoc::NetworkInterface(doc(

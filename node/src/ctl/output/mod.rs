@@ -190,9 +190,10 @@ fn lb_type(t: i32) -> &'static str {
 }
 
 /// The `get` table of the objects of `kind` among `objects` (others are skipped); `wide` adds
-/// columns. Networks: NAME VNI PEERINGS PHASE AGE (+ USERS REASON); interfaces: NAME NETWORK
-/// IPS VIP UNDERLAY VF PHASE AGE (+ NAT PREFIXES LBTARGETS REASON); load balancers: NAME
-/// NETWORK TYPE IP PORTS UNDERLAY PHASE AGE (+ TARGETS REASON).
+/// columns. Networks: NAME VNI PEERINGS PHASE AGE (+ USERS ROUTES PEERED SUBSCRIPTION REASON,
+/// routes as installed/learned); interfaces: NAME NETWORK IPS VIP UNDERLAY VF PHASE AGE (+ NAT
+/// PREFIXES LBTARGETS REASON); load balancers: NAME NETWORK TYPE IP PORTS UNDERLAY PHASE AGE
+/// (+ TARGETS REASON).
 pub fn table(kind: Kind, objects: &[pb::Object], wide: bool, now_unix_ms: i64) -> String {
     let mut rows = Vec::new();
     for obj in objects {
@@ -210,7 +211,18 @@ pub fn table(kind: Kind, objects: &[pb::Object], wide: bool, now_unix_ms: i64) -
     }
     let header: &[&str] = match (kind, wide) {
         (Kind::Network, false) => &["NAME", "VNI", "PEERINGS", "PHASE", "AGE"],
-        (Kind::Network, true) => &["NAME", "VNI", "PEERINGS", "PHASE", "AGE", "USERS", "REASON"],
+        (Kind::Network, true) => &[
+            "NAME",
+            "VNI",
+            "PEERINGS",
+            "PHASE",
+            "AGE",
+            "USERS",
+            "ROUTES",
+            "PEERED",
+            "SUBSCRIPTION",
+            "REASON",
+        ],
         (Kind::NetworkInterface, false) => &[
             "NAME", "NETWORK", "IPS", "VIP", "UNDERLAY", "VF", "PHASE", "AGE",
         ],
@@ -245,15 +257,43 @@ fn network_row(n: &pb::Network, wide: bool, now: i64) -> Vec<String> {
     let mut row = vec![
         name(&n.metadata),
         spec.id.to_string(),
-        list_or_none(&spec.peered_ids),
+        peerings(&spec.peered_ids, &status.peerings),
         phase_name(status.phase).to_owned(),
         age(created(&n.metadata), now),
     ];
     if wide {
+        let routes = status.routes.clone().unwrap_or_default();
+        let counts = |c: Option<pb::RouteCounts>| {
+            let c = c.unwrap_or_default();
+            if c.failed > 0 {
+                format!("{}/{} ({} failed)", c.installed, c.learned, c.failed)
+            } else {
+                format!("{}/{}", c.installed, c.learned)
+            }
+        };
         row.push(status.users.to_string());
+        row.push(counts(routes.standard));
+        row.push(counts(routes.peered));
+        row.push(if routes.subscription.is_empty() {
+            NONE.to_owned()
+        } else {
+            routes.subscription
+        });
         row.push(reason(&status.conditions));
     }
     row
+}
+
+/// Peered VNIs with their state on this node once known: `8:Ready,9:Pending`.
+fn peerings(ids: &[u32], states: &[pb::PeeringStatus]) -> String {
+    if states.is_empty() {
+        return list_or_none(ids);
+    }
+    let v: Vec<String> = states
+        .iter()
+        .map(|p| format!("{}:{}", p.id, p.state))
+        .collect();
+    list_or_none(&v)
 }
 
 fn interface_row(n: &pb::NetworkInterface, wide: bool, now: i64) -> Vec<String> {

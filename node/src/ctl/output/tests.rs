@@ -101,6 +101,32 @@ fn networks() -> Vec<pb::Object> {
                 status: Some(pb::NetworkStatus {
                     phase: pb::Phase::Ready as i32,
                     users: 3,
+                    peerings: vec![
+                        pb::PeeringStatus {
+                            id: 1002,
+                            state: "Ready".into(),
+                            message: String::new(),
+                        },
+                        pb::PeeringStatus {
+                            id: 1003,
+                            state: "Pending".into(),
+                            message: String::new(),
+                        },
+                    ],
+                    routes: Some(pb::NetworkRoutes {
+                        subscription: "Complete".into(),
+                        standard: Some(pb::RouteCounts {
+                            learned: 12,
+                            installed: 11,
+                            failed: 1,
+                        }),
+                        peered: Some(pb::RouteCounts {
+                            learned: 4,
+                            installed: 4,
+                            failed: 0,
+                        }),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
             })),
@@ -127,17 +153,17 @@ fn network_table_golden() {
     assert_eq!(
         table(Kind::Network, &networks(), false, NOW),
         "\
-NAME       VNI    PEERINGS    PHASE   AGE
-frontend   1001   1002,1003   Ready   12s
-b          7      <none>      Error   3d
+NAME       VNI    PEERINGS                  PHASE   AGE
+frontend   1001   1002:Ready,1003:Pending   Ready   12s
+b          7      <none>                    Error   3d
 "
     );
     assert_eq!(
         table(Kind::Network, &networks(), true, NOW),
         "\
-NAME       VNI    PEERINGS    PHASE   AGE   USERS   REASON
-frontend   1001   1002,1003   Ready   12s   3       <none>
-b          7      <none>      Error   3d    0       Network:RoutesNotAnnounced
+NAME       VNI    PEERINGS                  PHASE   AGE   USERS   ROUTES             PEERED   SUBSCRIPTION   REASON
+frontend   1001   1002:Ready,1003:Pending   Ready   12s   3       11/12 (1 failed)   4/4      Complete       <none>
+b          7      <none>                    Error   3d    0       0/0                0/0      <none>         Network:RoutesNotAnnounced
 "
     );
     // Objects of other kinds are skipped.
@@ -291,7 +317,7 @@ fn watch_lines_golden() {
     assert!(json.ends_with("}\n") && json.lines().count() == 1, "{json}");
     assert!(
         json.starts_with(
-            r#"{"type":"MODIFIED","revision":9,"object":{"apiVersion":"ferrinet.dev/v1","kind":"Network","metadata":{"name":"frontend","resourceVersion":"7","creationTimestamp":"2023-11-14T22:13:08Z"},"spec":{"id":1001,"peeredIDs":[1002,1003]},"status":{"phase":"Ready","users":3,"observedGeneration":0}}}"#
+            r#"{"type":"MODIFIED","revision":9,"object":{"apiVersion":"ferrinet.dev/v1","kind":"Network","metadata":{"name":"frontend","resourceVersion":"7","creationTimestamp":"2023-11-14T22:13:08Z"},"spec":{"id":1001,"peeredIDs":[1002,1003]},"status":{"phase":"Ready","peerings":[{"id":1002,"state":"Ready"},{"id":1003,"state":"Pending"}],"users":3,"observedGeneration":0,"routes":{"subscription":"Complete","standard":{"learned":12,"installed":11,"failed":1},"nat":{"learned":0,"installed":0,"failed":0},"loadBalancerTargets":{"learned":0,"installed":0,"failed":0},"peered":{"learned":4,"installed":4,"failed":0}}}}}"#
         ),
         "{json}"
     );
