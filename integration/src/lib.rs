@@ -6,6 +6,7 @@
 //!
 //! Everything listens on 127.0.0.1 only. Every child process is killed when its guard drops.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,9 @@ use ferrinet_region::config::{CompatMode, Config, NodeEntry};
 use ferrinet_region::loadgen::{Ready, http};
 use ferrinet_route_client::client::TlsClient;
 
+pub mod cluster;
+pub mod dataplane;
+pub mod manifest;
 pub mod node;
 pub mod raw;
 pub mod watch;
@@ -46,7 +50,15 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// A workspace binary: `env` if set, else `<target>/debug/<bin>`, built first (once per test
+/// The cargo profile of the binaries this kit starts: its own, so that the release load tool
+/// drives release daemons and the (debug) tests debug ones.
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
+/// A workspace binary: `env` if set, else `<target>/<profile>/<bin>`, built first (once per
 /// process) when it is missing or older than the sources it is made from (`inputs`, relative
 /// to the workspace root).
 ///
@@ -57,13 +69,19 @@ fn workspace_bin(env: &str, package: &str, bin: &str, inputs: &[&str]) -> PathBu
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
-    let path = target_dir().join("debug").join(bin);
+    let path = target_dir().join(PROFILE).join(bin);
     if is_fresh(&path, inputs) {
         return path;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let release: &[&str] = if PROFILE == "release" {
+        &["--release"]
+    } else {
+        &[]
+    };
     let status = Command::new(cargo)
         .args(["build", "-p", package, "--bin", bin])
+        .args(release)
         .current_dir(workspace_root())
         .status();
     match status {
@@ -398,6 +416,32 @@ impl RegionServer {
         let r = self.get(path)?;
         ensure!(r.status == 200, "GET {path}: status {}", r.status);
         serde_json::from_str(&r.body).with_context(|| format!("GET {path}: not JSON: {}", r.body))
+    }
+
+    /// The routes the server holds in `vni`, `(prefix, next hop)`, from every page of
+    /// `/routes.json?vni=`.
+    pub fn routes(&self, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
+        let mut out = BTreeSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                None => format!("/routes.json?vni={vni}&limit=10000"),
+                Some(c) => format!("/routes.json?vni={vni}&limit=10000&cursor={c}"),
+            };
+            let v = self.get_json(&path)?;
+            for vni in v["vnis"].as_array().into_iter().flatten() {
+                for r in vni["routes"].as_array().into_iter().flatten() {
+                    out.insert((
+                        r["prefix"].as_str().unwrap_or_default().to_string(),
+                        r["next_hop"].as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+            match &v["next"] {
+                serde_json::Value::Null => return Ok(out),
+                n => cursor = Some(n.as_str().map_or_else(|| n.to_string(), str::to_string)),
+            }
+        }
     }
 
     /// The value of an unlabelled counter or gauge in `/metrics`.

@@ -2,53 +2,36 @@
 //! state and admin socket in a temporary directory, a software dataplane served from the test
 //! process (so it outlives a killed node), and `ferrinetctl` runs.
 
+use std::collections::BTreeSet;
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use ferrinet_node::ctl::client::{NodeAddr, connect};
-use ferrinet_proto::dpservice::v1 as dp;
-use ferrinet_proto::dpservice::v1::dpd_kironcore_client::DpdKironcoreClient;
 use ferrinet_proto::node::v1 as pb;
 use ferrinet_proto::node::v1::node_admin_client::NodeAdminClient;
 use tonic::transport::Channel;
 
+use crate::dataplane::{Dataplane, lazy_client};
 use crate::{ChildGuard, WAIT, ctl_bin, node_bin};
 
-/// A software dataplane served from the test process on 127.0.0.1.
+/// A software dataplane served from the test process on 127.0.0.1 (underlay fc00:5::1, 126
+/// VFs): its address and the instance. [`crate::dataplane::Dataplane`] chooses the underlay.
 pub async fn dataplane() -> anyhow::Result<(String, ferrinet_dataplane::DataplaneService)> {
-    let cfg = ferrinet_dataplane::DataplaneConfig::tap("fc00:5::1".parse()?, 126);
-    let svc = ferrinet_dataplane::DataplaneService::new(&cfg)?;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = l.local_addr()?.to_string();
-    let served = svc.clone();
-    tokio::spawn(async move {
-        let _ = ferrinet_dataplane::serve_service(l, served, std::future::pending()).await;
-    });
-    Ok((addr, svc))
+    let d = Dataplane::start(Ipv6Addr::new(0xfc00, 5, 0, 0, 0, 0, 0, 1), 126).await?;
+    Ok(d.detach())
 }
 
-/// The interfaces a dataplane holds: `(id, vni, device)`, sorted.
+/// The interfaces the dataplane at `addr` holds: `(id, vni, device)`, sorted.
 pub async fn dataplane_interfaces(addr: &str) -> anyhow::Result<Vec<(String, u32, String)>> {
-    let mut c = DpdKironcoreClient::connect(format!("http://{addr}")).await?;
-    let r = c
-        .list_interfaces(dp::ListInterfacesRequest {})
-        .await?
-        .into_inner();
-    let mut v: Vec<_> = r
-        .interfaces
-        .into_iter()
-        .map(|i| {
-            (
-                String::from_utf8_lossy(&i.id).to_string(),
-                i.vni,
-                i.pci_name,
-            )
-        })
-        .collect();
-    v.sort();
-    Ok(v)
+    crate::dataplane::interfaces(lazy_client(addr)?).await
+}
+
+/// The external routes of `vni` in the dataplane at `addr`: `(prefix, next hop)`.
+pub async fn dataplane_routes(addr: &str, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
+    crate::dataplane::routes(lazy_client(addr)?, vni).await
 }
 
 /// A running `ferrinet-node`; killed when dropped.
@@ -107,10 +90,49 @@ impl NodeProc {
 
     /// Kills the node with SIGKILL and starts it again with the same flags.
     pub async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.restart().await
+    }
+
+    /// Kills the node with SIGKILL (no goodbye to its route servers or its dataplane).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
+    /// Starts the node again with the same flags (after [`kill`](Self::kill)); returns once its
+    /// admin API answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.child.kill();
         self.child = Self::spawn(&self.args, &self.log)?;
         self.client().await?;
         Ok(())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (a `kill -s` name such as `STOP` or `CONT`) with kill(1): no signal crate
+    /// among the dependencies.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let st = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(st.success(), "kill -s {signal} failed: {st}");
+        Ok(())
+    }
+
+    /// The node's status.
+    pub async fn status(&mut self) -> anyhow::Result<pb::NodeStatusResponse> {
+        let mut c = self.client().await?;
+        Ok(c.node_status(pb::NodeStatusRequest {}).await?.into_inner())
     }
 
     /// The node's log so far.
@@ -191,4 +213,43 @@ pub fn ctl(
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     ))
+}
+
+/// The status of interface `name` on `node`.
+pub async fn interface(
+    node: &mut NodeProc,
+    name: &str,
+) -> anyhow::Result<pb::NetworkInterfaceStatus> {
+    let mut c = node.client().await?;
+    let o = c
+        .get(pb::GetRequest {
+            r#ref: Some(pb::ObjectRef {
+                kind: pb::Kind::NetworkInterface.into(),
+                name: name.into(),
+            }),
+        })
+        .await?
+        .into_inner();
+    match o.object {
+        Some(pb::object::Object::NetworkInterface(i)) => Ok(i.status.unwrap_or_default()),
+        other => bail!("not an interface: {other:?}"),
+    }
+}
+
+/// Waits until interface `name` on `node` is Ready; returns its status.
+pub async fn until_ready(
+    node: &mut NodeProc,
+    name: &str,
+) -> anyhow::Result<pb::NetworkInterfaceStatus> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = interface(node, name).await?;
+        if s.phase == pb::Phase::Ready as i32 {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            bail!("{name} not ready: {s:?}\n{}", node.log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ferrinet_integration::node::{NodeProc, dataplane, dataplane_interfaces};
+use ferrinet_integration::node::{
+    NodeProc, dataplane, dataplane_interfaces, dataplane_routes, until_ready,
+};
 use ferrinet_integration::{Env, RegionServer, ServerOpts, WAIT};
 use ferrinet_proto::node::v1 as pb;
 
@@ -36,53 +38,6 @@ spec:
   ports: [{protocol: TCP, port: 443}]
 "#;
 
-/// The routes the region holds for `vni`: `prefix -> next hop`.
-fn region_routes(server: &RegionServer, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
-    let v = server.get_json(&format!("/routes.json?vni={vni}"))?;
-    let mut out = BTreeSet::new();
-    for vni in v["vnis"].as_array().into_iter().flatten() {
-        for r in vni["routes"].as_array().into_iter().flatten() {
-            out.insert((
-                r["prefix"].as_str().unwrap_or_default().to_string(),
-                r["next_hop"].as_str().unwrap_or_default().to_string(),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-async fn interface(node: &mut NodeProc, name: &str) -> anyhow::Result<pb::NetworkInterfaceStatus> {
-    let mut c = node.client().await?;
-    let o = c
-        .get(pb::GetRequest {
-            r#ref: Some(pb::ObjectRef {
-                kind: pb::Kind::NetworkInterface.into(),
-                name: name.into(),
-            }),
-        })
-        .await?
-        .into_inner();
-    match o.object {
-        Some(pb::object::Object::NetworkInterface(i)) => Ok(i.status.unwrap_or_default()),
-        other => anyhow::bail!("not an interface: {other:?}"),
-    }
-}
-
-async fn until_ready(
-    node: &mut NodeProc,
-    name: &str,
-) -> anyhow::Result<pb::NetworkInterfaceStatus> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = interface(node, name).await?;
-        if s.phase == pb::Phase::Ready as i32 {
-            return Ok(s);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{name} not ready: {s:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_announces_its_objects_routes_to_the_region() -> anyhow::Result<()> {
     let env = Env::new()?;
@@ -111,8 +66,8 @@ async fn node_announces_its_objects_routes_to_the_region() -> anyhow::Result<()>
     // internal load balancer's IP in the network VNI; each with the underlay dpservice gave it.
     let deadline = Instant::now() + WAIT;
     loop {
-        let blue = region_routes(&server, 4711)?;
-        let public = region_routes(&server, 100)?;
+        let blue = server.routes(4711)?;
+        let public = server.routes(100)?;
         let ok = blue.contains(&("192.168.30.5/32".into(), web.underlay_ip.clone()))
             && blue.iter().any(|(p, _)| p == "192.168.31.0/28")
             && blue.iter().any(|(p, _)| p == "192.168.30.100/32")
@@ -133,8 +88,8 @@ async fn node_announces_its_objects_routes_to_the_region() -> anyhow::Result<()>
     assert_eq!(code, 0, "delete: {out}{err}");
     let deadline = Instant::now() + WAIT;
     loop {
-        let blue = region_routes(&server, 4711)?;
-        let public = region_routes(&server, 100)?;
+        let blue = server.routes(4711)?;
+        let public = server.routes(100)?;
         if blue.iter().all(|(p, _)| p == "192.168.30.100/32")
             && blue.len() == 1
             && public.is_empty()
@@ -408,32 +363,6 @@ async fn admin_api_over_tcp_requires_a_region_certificate() -> anyhow::Result<()
     let (code, _, _) = node.ctl(&["status"], None)?;
     assert_eq!(code, 0);
     Ok(())
-}
-
-/// The external routes of `vni` in the dataplane at `addr`: `prefix -> next hop`.
-async fn dataplane_routes(addr: &str, vni: u32) -> anyhow::Result<BTreeSet<(String, String)>> {
-    use ferrinet_proto::dpservice::v1 as dp;
-    let mut c =
-        dp::dpd_kironcore_client::DpdKironcoreClient::connect(format!("http://{addr}")).await?;
-    let r = c
-        .list_routes(dp::ListRoutesRequest { vni })
-        .await?
-        .into_inner();
-    Ok(r.routes
-        .into_iter()
-        .map(|r| {
-            let p = r.prefix.unwrap_or_default();
-            let ip =
-                p.ip.map(|i| String::from_utf8_lossy(&i.address).to_string())
-                    .unwrap_or_default();
-            (
-                format!("{ip}/{}", p.length),
-                r.nexthop_address
-                    .map(|a| String::from_utf8_lossy(&a.address).to_string())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
