@@ -161,6 +161,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get interface web-0 -o yaml");
     println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- watch interfaces");
     println!("  curl -s http://{http_addr}/routes.json   # the routes the nodes announced");
+    if let Some(second) = nodes.get(1).and_then(|(_, n)| n.admin_socket.clone()) {
+        let second = second.display();
+        println!(
+            "\n  # A second node's interface, and each node's routes in the other's dataplane:"
+        );
+        println!(
+            "  cargo run -q -p ferrinet-node --bin ferrinetctl -- --node unix:{second} apply -f node/examples/second-node.yaml"
+        );
+        println!(
+            "  cargo run -q -p ferrinet-node --bin ferrinetctl -- --node unix:{second} routes 1001"
+        );
+        println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- routes 1001");
+        println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get networks -o wide");
+    }
     println!(
         "\nCtrl-C stops everything; state stays in {}.\n",
         dir.display()

@@ -224,7 +224,7 @@ impl Node {
             None,
             DataplaneActor,
             DataplaneArgs {
-                dp,
+                dp: dp.clone(),
                 interval: s.check_interval,
                 state: dp_state_tx,
                 metrics: metrics.clone(),
@@ -271,9 +271,10 @@ impl Node {
         let tcp = tcp.map(|l| (l, admin_tls));
         let mut rx = stop.subscribe();
         let api2 = api.clone();
+        let dp2 = dp.clone();
         tasks.push(tokio::spawn(async move {
             let listeners = AdminListeners { unix, tcp };
-            if let Err(e) = server::serve(listeners, api2, async move {
+            if let Err(e) = server::serve(listeners, api2, dp2, async move {
                 let _ = rx.recv().await;
             })
             .await

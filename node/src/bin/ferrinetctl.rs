@@ -165,6 +165,15 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = DocFormat::Text, hide_possible_values = true)]
         output: DocFormat,
     },
+    /// Print the routes the dataplane holds in one VNI's table: routes of other nodes, of
+    /// peered VNIs (with their VNI as next-hop VNI) and the default routes.
+    Routes {
+        /// The VNI (a Network's spec.id).
+        vni: u32,
+        /// text (a table) , json or yaml.
+        #[arg(short, long, value_enum, default_value_t = DocFormat::Text, hide_possible_values = true)]
+        output: DocFormat,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         /// The shell.
@@ -423,6 +432,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             ctl.watch(kind, output, count, stop, &mut out).await
         }
         Command::Status { output } => ctl.status(output, &mut out).await,
+        Command::Routes { vni, output } => ctl.routes(vni, output, &mut out).await,
         Command::Completion { .. } => Ok(()),
     };
     result?;

@@ -35,6 +35,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+pub use install::list_routes;
 pub use router::watch_router;
 use status::{Counts, NetworkReport, PeerPhase, PeerReport, Subscription};
 use table::{Export, Learned, Origin, Sources, Table};

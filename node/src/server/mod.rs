@@ -19,17 +19,19 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tonic::{Request, Response, Status};
 
 use crate::api::ApiMsg;
+use crate::dataplane::client::Dp;
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     api: ActorRef<ApiMsg>,
+    dp: Dp,
 }
 
 impl AdminService {
-    /// A service in front of `api`.
-    pub fn new(api: ActorRef<ApiMsg>) -> Self {
-        Self { api }
+    /// A service in front of `api`; dataplane reads go to `dp` directly.
+    pub fn new(api: ActorRef<ApiMsg>, dp: Dp) -> Self {
+        Self { api, dp }
     }
 
     async fn ask<T: Send + 'static>(
@@ -132,6 +134,36 @@ impl NodeAdmin for AdminService {
     ) -> Result<Response<pb::NodeStatusResponse>, Status> {
         Ok(Response::new(self.ask(ApiMsg::NodeStatus).await?))
     }
+
+    async fn dataplane_routes(
+        &self,
+        req: Request<pb::DataplaneRoutesRequest>,
+    ) -> Result<Response<pb::DataplaneRoutesResponse>, Status> {
+        let vni = req.into_inner().vni;
+        if vni == 0 || vni > 0x00ff_ffff {
+            return Err(Status::invalid_argument(format!(
+                "vni: {vni} is not a VNI (1..16777215)"
+            )));
+        }
+        let table = crate::network::list_routes(&self.dp, vni)
+            .await
+            .map_err(|e| {
+                if e.is(ferrinet_proto::dpservice_status::ServiceError::NoVni) {
+                    Status::not_found(format!("vni: {vni} has no table in the dataplane"))
+                } else {
+                    Status::unavailable(crate::error_chain(&e))
+                }
+            })?;
+        let routes = table
+            .into_iter()
+            .map(|(prefix, (nexthop_vni, nexthop))| pb::DataplaneRoute {
+                prefix: prefix.to_string(),
+                nexthop_vni,
+                nexthop: nexthop.to_string(),
+            })
+            .collect();
+        Ok(Response::new(pb::DataplaneRoutesResponse { routes }))
+    }
 }
 
 /// The admin listeners, bound by the caller.
@@ -160,9 +192,10 @@ pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
 pub async fn serve(
     listeners: AdminListeners,
     api: ActorRef<ApiMsg>,
+    dp: Dp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = NodeAdminServer::new(AdminService::new(api));
+    let svc = NodeAdminServer::new(AdminService::new(api, dp));
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
     if let Some((l, path)) = listeners.unix {

@@ -259,4 +259,27 @@ impl NodeAdmin for FakeNode {
             ..Default::default()
         }))
     }
+
+    async fn dataplane_routes(
+        &self,
+        req: Request<pb::DataplaneRoutesRequest>,
+    ) -> Result<Response<pb::DataplaneRoutesResponse>, Status> {
+        if req.into_inner().vni != 7 {
+            return Err(Status::not_found("vni: 9 has no table in the dataplane"));
+        }
+        Ok(Response::new(pb::DataplaneRoutesResponse {
+            routes: vec![
+                pb::DataplaneRoute {
+                    prefix: "0.0.0.0/0".into(),
+                    nexthop_vni: 7,
+                    nexthop: "fc00:ff::1".into(),
+                },
+                pb::DataplaneRoute {
+                    prefix: "10.8.0.1/32".into(),
+                    nexthop_vni: 8,
+                    nexthop: "fc00:b::1:0:1".into(),
+                },
+            ],
+        }))
+    }
 }

@@ -485,6 +485,32 @@ impl<T: Transport> Ctl<T> {
     }
 }
 
+impl<T: Transport> Ctl<T> {
+    /// `routes VNI [-o FORMAT]`: the dataplane's table of `vni`.
+    pub async fn routes(
+        &mut self,
+        vni: u32,
+        format: DocFormat,
+        out: &mut impl Write,
+    ) -> Result<(), CtlError> {
+        let r = match self
+            .client
+            .dataplane_routes(pb::DataplaneRoutesRequest { vni })
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(s) => return Err(self.fail(&s, "routes")),
+        };
+        let text = match format {
+            DocFormat::Text => output::routes_table(&r.routes),
+            DocFormat::Json => output::json(&output::routes_doc(&r.routes))?,
+            DocFormat::Yaml => output::yaml(&output::routes_doc(&r.routes))?,
+        };
+        out.write_all(text.as_bytes())?;
+        Ok(())
+    }
+}
+
 /// Prints `obj` as a document (JSON/YAML), or `line` for [`DocFormat::Text`].
 pub fn write_object(
     obj: &pb::Object,

@@ -401,6 +401,31 @@ async fn status_as_text_and_json() {
 }
 
 #[tokio::test]
+async fn routes_as_a_table_and_json_and_an_unknown_vni() {
+    let mut s = setup().await;
+    let mut out = Vec::new();
+    s.ctl.routes(7, DocFormat::Text, &mut out).await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\
+PREFIX        NEXTHOP-VNI   NEXTHOP
+0.0.0.0/0     7             fc00:ff::1
+10.8.0.1/32   8             fc00:b::1:0:1
+"
+    );
+    let mut out = Vec::new();
+    s.ctl.routes(7, DocFormat::Json, &mut out).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v[1]["nexthopVni"], 8);
+    let err = s
+        .ctl
+        .routes(9, DocFormat::Text, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+}
+
+#[tokio::test]
 async fn create_from_flags_and_dry_run() {
     let mut s = setup().await;
     let net = crate::ctl::flags::NetworkFlags {

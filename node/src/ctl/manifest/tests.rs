@@ -57,10 +57,7 @@ fn example_manifest_parses_completely() {
             spec: Some(pb::NetworkSpec {
                 id: 1001,
                 peered_ids: vec![1002],
-                peered_prefixes: vec![pb::PeeredPrefix {
-                    id: 1002,
-                    prefixes: strings(&["10.20.5.0/24", "fd00:20:5::/64"]),
-                }],
+                peered_prefixes: vec![],
             }),
             status: None,
         })),
@@ -71,7 +68,10 @@ fn example_manifest_parses_completely() {
             spec: Some(pb::NetworkSpec {
                 id: 1002,
                 peered_ids: vec![1001],
-                peered_prefixes: vec![],
+                peered_prefixes: vec![pb::PeeredPrefix {
+                    id: 1001,
+                    prefixes: strings(&["10.20.5.0/24", "fd00:20:5::/64"]),
+                }],
             }),
             status: None,
         })),
@@ -405,11 +405,6 @@ spec:
   id: 1001
   peeredIDs:
   - 1002
-  peeredPrefixes:
-  - id: 1002
-    prefixes:
-    - 10.20.5.0/24
-    - fd00:20:5::/64
 status:
   phase: Ready
   peerings:

@@ -189,6 +189,45 @@ fn lb_type(t: i32) -> &'static str {
     }
 }
 
+/// A dataplane route as printed (`routes -o json|yaml`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteDoc {
+    /// CIDR.
+    pub prefix: String,
+    /// VNI of the encapsulation.
+    pub nexthop_vni: u32,
+    /// Underlay IPv6.
+    pub nexthop: String,
+}
+
+/// The documents of `routes`.
+pub fn routes_doc(routes: &[pb::DataplaneRoute]) -> Vec<RouteDoc> {
+    routes
+        .iter()
+        .map(|r| RouteDoc {
+            prefix: r.prefix.clone(),
+            nexthop_vni: r.nexthop_vni,
+            nexthop: r.nexthop.clone(),
+        })
+        .collect()
+}
+
+/// The table of `routes`: PREFIX NEXTHOP-VNI NEXTHOP.
+pub fn routes_table(routes: &[pb::DataplaneRoute]) -> String {
+    let rows: Vec<Vec<String>> = routes
+        .iter()
+        .map(|r| {
+            vec![
+                r.prefix.clone(),
+                r.nexthop_vni.to_string(),
+                r.nexthop.clone(),
+            ]
+        })
+        .collect();
+    render_table(&["PREFIX", "NEXTHOP-VNI", "NEXTHOP"], &rows)
+}
+
 /// The `get` table of the objects of `kind` among `objects` (others are skipped); `wide` adds
 /// columns. Networks: NAME VNI PEERINGS PHASE AGE (+ USERS ROUTES PEERED SUBSCRIPTION REASON,
 /// routes as installed/learned); interfaces: NAME NETWORK IPS VIP UNDERLAY VF PHASE AGE (+ NAT
