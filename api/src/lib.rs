@@ -1,0 +1,8 @@
+//! The region API of ferrinet: the user-facing network resources of a region (networks with
+//! subnets, interfaces, virtual IPs, NAT gateways, load balancers, policies, peerings), the
+//! allocation of every value that must be unique in the region, and the compilation of intent
+//! into node objects.
+//!
+//! The pieces here are pure (no I/O, no clock: time is an argument), so they are unit- and
+//! property-tested on their own; the allocator actor, the store and the gRPC service build on
+//! them.
