@@ -28,6 +28,7 @@ pub mod table;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
+use ferrinet_proto::dpservice_status::ServiceError as Se;
 use ferrinet_route_client::client::{ClientHandle, VniEvent};
 use ferrinet_route_client::route::Route;
 use ipnet::IpNet;
@@ -376,8 +377,9 @@ impl NetworkState {
             Some(t) => t,
             None => match install::list_routes(&ctx.dp, vni).await {
                 Ok(t) => t,
+                // The VNI's first interface is not created yet: nothing to report, try again.
+                Err(e) if e.is(Se::NoVni) => return false,
                 Err(e) => {
-                    // NO_VNI: the VNI's first interface is not created yet; try again soon.
                     tracing::debug!(error = %crate::error_chain(&e), "cannot list routes");
                     let mut report = self.report.clone().unwrap_or_default();
                     report.last_error = Some(crate::error_chain(&e));
