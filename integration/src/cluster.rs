@@ -30,7 +30,8 @@ pub struct ClusterOpts {
     pub keepalive_secs: u64,
     /// VFs of every dataplane and node (`vf.tap_count`).
     pub vf_count: usize,
-    /// Appended to every node's configuration (e.g. a `[reconcile]` section).
+    /// Appended to every node's configuration, as dotted keys (the kit writes its own that
+    /// way, so any key can be added): e.g. `reconcile.backoff_min_ms = 20`.
     pub extra_toml: String,
 }
 
@@ -230,7 +231,7 @@ impl Cluster {
             .map(|s| format!("{:?}", s.compat.to_string()))
             .collect();
         let config = format!(
-            "[dataplane]\naddress = {:?}\n\n[vf]\nmode = \"tap\"\ntap_count = {}\n\n[routes]\nservers = [{}]\nplaintext = true\nkeepalive_secs = {}\n\n{}\n",
+            "dataplane.address = {:?}\nvf.mode = \"tap\"\nvf.tap_count = {}\nroutes.servers = [{}]\nroutes.plaintext = true\nroutes.keepalive_secs = {}\n{}\n",
             dataplane.addr,
             self.opts.vf_count,
             servers.join(", "),

@@ -140,6 +140,14 @@ impl NodeProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The HTTP listener (`/metrics`) it reported when it last started.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log();
+        let line = log.lines().rev().find(|l| l.contains("node started"))?;
+        let rest = line.split_once(" http=Some(")?.1;
+        rest.split_once(')')?.0.parse().ok()
+    }
+
     /// `unix:SOCKET`, for `ferrinetctl --node`.
     pub fn addr(&self) -> String {
         format!("unix:{}", self.socket.display())
