@@ -6,3 +6,5 @@
 //! The pieces here are pure (no I/O, no clock: time is an argument), so they are unit- and
 //! property-tested on their own; the allocator actor, the store and the gRPC service build on
 //! them.
+
+pub mod store;
