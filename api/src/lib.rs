@@ -7,4 +7,5 @@
 //! property-tested on their own; the allocator actor, the store and the gRPC service build on
 //! them.
 
+pub mod ipam;
 pub mod store;
