@@ -22,11 +22,13 @@ mod family;
 mod field;
 mod ledger;
 mod subnet;
+mod vni;
 
 pub use addresses::{AddressError, IpAllocator, SubnetUsage};
 pub use family::IpFamily;
 pub use field::{FieldError, SpecErrors, SpecProblem};
 pub use subnet::{AddressRange, NetworkSubnets, Reservation, Subnet, SubnetRoute, SubnetSpec};
+pub use vni::{MAX_VNI, VniAllocator, VniError, VniRange, VniRangeError};
 
 /// An assignment that [`restore`](IpAllocator::restore) could not take back, and why: the
 /// configuration changed under it, or the stored assignments contradict each other.
