@@ -21,12 +21,16 @@ mod addresses;
 mod family;
 mod field;
 mod ledger;
+mod public;
 mod subnet;
 mod vni;
 
 pub use addresses::{AddressError, IpAllocator, SubnetUsage};
 pub use family::IpFamily;
 pub use field::{FieldError, SpecErrors, SpecProblem};
+pub use public::{
+    PoolEntry, PublicIpError, PublicIpPool, PublicPoolSpec, PublicPoolUsage, PublicRanges,
+};
 pub use subnet::{AddressRange, NetworkSubnets, Reservation, Subnet, SubnetRoute, SubnetSpec};
 pub use vni::{MAX_VNI, VniAllocator, VniError, VniRange, VniRangeError};
 
