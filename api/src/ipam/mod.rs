@@ -21,6 +21,7 @@ mod addresses;
 mod family;
 mod field;
 mod ledger;
+mod nat;
 mod public;
 mod subnet;
 mod vni;
@@ -28,6 +29,10 @@ mod vni;
 pub use addresses::{AddressError, IpAllocator, SubnetUsage};
 pub use family::IpFamily;
 pub use field::{FieldError, SpecErrors, SpecProblem};
+pub use nat::{
+    NAT_PORT_END, NAT_PORT_START, NatConfigError, NatError, NatPorts, NatSlice, NatStatus,
+    PortsPerInterface,
+};
 pub use public::{
     PoolEntry, PublicIpError, PublicIpPool, PublicPoolSpec, PublicPoolUsage, PublicRanges,
 };
