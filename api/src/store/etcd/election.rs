@@ -158,30 +158,6 @@ impl Candidate {
         let ctx = self.etcd.context(&format!("campaign in {}", self.prefix));
         let grpc = |s| StoreError::grpc(&ctx, s);
         let mut lease_client = self.etcd.lease.clone();
-        let (keepalive, rx) = mpsc::channel(4);
-        let mut answers = lease_client
-            .lease_keep_alive(ReceiverStream::new(rx))
-            .await
-            .map_err(grpc)?
-            .into_inner();
-        let closed = || StoreError::protocol(&ctx, "etcd closed the keep-alive stream");
-        let mut sent = VecDeque::new();
-        if let Some(lease) = slot.as_mut() {
-            // A lease from an earlier connection: keep it (and the place in the queue) if etcd
-            // still has it.
-            let at = Instant::now();
-            keepalive
-                .send(rpc::LeaseKeepAliveRequest { id: lease.id })
-                .await
-                .map_err(|_| closed())?;
-            let answer = answers.message().await.map_err(grpc)?.ok_or_else(closed)?;
-            if answer.ttl > 0 {
-                lease.deadline = at + secs(answer.ttl);
-            } else {
-                *slot = None;
-                self.step_down();
-            }
-        }
         let lease = match slot {
             Some(lease) => lease,
             None => {
@@ -207,6 +183,29 @@ impl Candidate {
                 })
             }
         };
+        // etcd sends the keep-alive stream's response headers with its first answer, so the
+        // first keep-alive must be queued before the stream is opened. It also tells whether a
+        // lease kept from an earlier connection (and so its place in the queue) is still alive.
+        let closed = || StoreError::protocol(&ctx, "etcd closed the keep-alive stream");
+        let (keepalive, rx) = mpsc::channel(4);
+        let at = Instant::now();
+        keepalive
+            .send(rpc::LeaseKeepAliveRequest { id: lease.id })
+            .await
+            .map_err(|_| closed())?;
+        let mut answers = lease_client
+            .lease_keep_alive(ReceiverStream::new(rx))
+            .await
+            .map_err(grpc)?
+            .into_inner();
+        let answer = answers.message().await.map_err(grpc)?.ok_or_else(closed)?;
+        if answer.ttl <= 0 {
+            *slot = None;
+            self.step_down();
+            return Ok(());
+        }
+        lease.deadline = lease.deadline.max(at + secs(answer.ttl));
+        let mut sent = VecDeque::new();
         let key = format!("{}{:x}", self.prefix, lease.id);
         let mut kv = self.etcd.kv.clone();
         kv.txn(rpc::TxnRequest {
