@@ -9,7 +9,7 @@
 
 use tokio::sync::{oneshot, watch};
 
-use super::StoreError;
+use super::{Fence, StoreError};
 
 /// What a campaigner knows about its election.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct LeaderState {
     /// The leader's identity as last observed (this campaigner's own when it leads); `None`
     /// while there is none, or none known.
     pub leader: Option<String>,
+    /// While this campaigner leads: what makes its writes conditional on still leading.
+    pub fence: Option<Fence>,
 }
 
 /// How dropping a campaign withdraws it.
@@ -87,6 +89,11 @@ impl Campaign {
     /// The leader's identity as last observed.
     pub fn leader(&self) -> Option<String> {
         self.state.borrow().leader.clone()
+    }
+
+    /// The fence for writes while this campaigner leads; `None` when it does not.
+    pub fn fence(&self) -> Option<Fence> {
+        self.state.borrow().fence.clone()
     }
 
     /// Waits for the next change of the state and returns it; [`StoreError::Closed`] when the

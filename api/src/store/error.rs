@@ -24,6 +24,13 @@ pub enum StoreError {
         /// The key's mod revision at the time of the write, 0 when it did not exist.
         actual: Revision,
     },
+    /// A [fenced](super::Txn::fenced) transaction's campaign does not lead any more, so
+    /// nothing was written. Stop acting as the leader.
+    #[error("not the leader of {election} any more: nothing was written")]
+    Fenced {
+        /// The election.
+        election: String,
+    },
     /// A watch (or compaction) asked for history older than what the store still keeps.
     /// Re-list and watch from the listing's revision + 1.
     #[error(

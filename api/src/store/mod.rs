@@ -22,7 +22,8 @@
 //!   a watch from a compacted revision fails with [`StoreError::Compacted`] (list again).
 //! - [`Store::campaign`] enters a named election and returns a [`Campaign`] whose
 //!   [`LeaderState`] says whether this replica leads and who does (to forward writes to).
-//!   Dropping it resigns.
+//!   Dropping it resigns. The leader [fences](Txn::fenced) its transactions, so that they
+//!   apply only while it still leads.
 //!
 //! Every operation is async; the embedded store's blocking redb calls run on a writer thread
 //! (writes, group-committed) and the blocking pool (reads), never on the runtime's workers.
@@ -43,8 +44,8 @@ pub use embedded::EmbeddedOptions;
 pub use error::{BackendError, StoreError};
 pub use etcd::{EtcdConfig, EtcdTls};
 pub use types::{
-    EventKind, Expect, KeyValue, Listing, MAX_KEY_LEN, MAX_TXN_OPS, MAX_VALUE_LEN, Revision, Txn,
-    WatchEvent, validate_key, validate_prefix,
+    EventKind, Expect, Fence, KeyValue, Listing, MAX_KEY_LEN, MAX_TXN_OPS, MAX_VALUE_LEN, Revision,
+    Txn, WatchEvent, validate_key, validate_prefix,
 };
 pub use watch::Watch;
 
@@ -160,8 +161,8 @@ impl Store {
 
     async fn apply(&self, txn: Txn) -> Result<types::Outcome, StoreError> {
         match &*self.backend {
-            Backend::Embedded(s) => s.txn(txn.ops).await,
-            Backend::Etcd(s) => s.txn(txn.ops).await,
+            Backend::Embedded(s) => s.txn(txn).await,
+            Backend::Etcd(s) => s.txn(txn).await,
         }
     }
 

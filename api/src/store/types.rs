@@ -124,6 +124,33 @@ pub(crate) struct TxnOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Txn {
     pub(crate) ops: Vec<TxnOp>,
+    pub(crate) fence: Option<Fence>,
+}
+
+/// Proof of leadership for writes: a transaction [`fenced`](Txn::fenced) with it is applied
+/// only while its campaign still leads, checked by the store atomically with the write (and
+/// fails with [`StoreError::Fenced`] otherwise). A leader that was paused past its lease, say,
+/// cannot overwrite its successor's decisions. From [`Campaign::fence`](super::Campaign::fence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub(crate) election: String,
+    pub(crate) kind: FenceKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FenceKind {
+    /// etcd: the leader's candidate key, unchanged since it was created at `revision` (it goes
+    /// with the lease).
+    Key { key: String, revision: Revision },
+    /// Embedded: the in-process candidate that must still lead.
+    Local { id: u64 },
+}
+
+impl Fence {
+    /// The election this fence is of.
+    pub fn election(&self) -> &str {
+        &self.election
+    }
 }
 
 impl Txn {
@@ -164,6 +191,12 @@ impl Txn {
             expect,
             action: Action::Check,
         });
+        self
+    }
+
+    /// Applies the transaction only while the campaign `fence` came from leads.
+    pub fn fenced(mut self, fence: &Fence) -> Self {
+        self.fence = Some(fence.clone());
         self
     }
 

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use ferrinet_api::store::{Campaign, LeaderState};
+use ferrinet_api::store::{Campaign, Expect, LeaderState, StoreError, Txn};
 
 use crate::harness::{Fixture, PATIENCE, conformance};
 
 conformance!(
     one_leader_then_takeover_on_resign,
-    takeover_when_leader_is_dropped
+    takeover_when_leader_is_dropped,
+    fenced_writes_apply_only_while_leading,
 );
 
 pub const ELECTION: &str = "/ferrinet/v1/elections/allocator";
@@ -92,4 +93,38 @@ async fn takeover_when_leader_is_dropped(f: &mut Fixture) {
         .unwrap();
     wait(&mut other, "leader", leads).await;
     assert!(b.is_leader());
+}
+
+async fn fenced_writes_apply_only_while_leading(f: &mut Fixture) {
+    let s = f.store().clone();
+    let b_store = f.other_replica().await;
+    let mut a = s.campaign(ELECTION, "a", TTL).await.unwrap();
+    wait(&mut a, "leader", leads).await;
+    let fence = a.fence().expect("a leader has a fence");
+    assert_eq!(fence.election(), ELECTION);
+    let write = |key: &str| Txn::new().put(key, b"v".to_vec(), Expect::Absent);
+    s.txn(write("/alloc/1").fenced(&fence)).await.unwrap();
+
+    let mut b = b_store.campaign(ELECTION, "b", TTL).await.unwrap();
+    wait(&mut b, "following a", follows("a")).await;
+    assert_eq!(b.fence(), None);
+
+    a.resign().await;
+    wait(&mut b, "leader", leads).await;
+    // The old leader's fence no longer holds, whatever the rest of the transaction.
+    match s.txn(write("/alloc/2").fenced(&fence)).await {
+        Err(StoreError::Fenced { election }) => assert_eq!(election, ELECTION),
+        other => panic!("write with a stale fence: {other:?}"),
+    }
+    assert_eq!(s.get("/alloc/2").await.unwrap(), None);
+    let b_fence = b.fence().expect("b leads");
+    b_store
+        .txn(write("/alloc/2").fenced(&b_fence))
+        .await
+        .unwrap();
+    // A fenced transaction still checks its own compares.
+    assert!(matches!(
+        b_store.txn(write("/alloc/2").fenced(&b_fence)).await,
+        Err(StoreError::Conflict { .. })
+    ));
 }

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
 use crate::store::campaign::Resign;
-use crate::store::{Campaign, LeaderState};
+use crate::store::types::FenceKind;
+use crate::store::{Campaign, Fence, LeaderState};
 
 struct Candidate {
     id: u64,
@@ -20,10 +21,11 @@ struct Candidate {
 
 type Elections = HashMap<String, Vec<Candidate>>;
 
-#[derive(Default)]
+/// Shared with the writer thread, which checks fences against it.
+#[derive(Default, Clone)]
 pub(super) struct Registry {
     elections: Arc<Mutex<Elections>>,
-    next_id: AtomicU64,
+    next_id: Arc<AtomicU64>,
 }
 
 /// A candidate's place in its election: dropping it withdraws the candidate.
@@ -48,7 +50,7 @@ impl Registry {
                 identity: identity.to_owned(),
                 state,
             });
-            publish(candidates);
+            publish(election, candidates);
         }
         let ticket = Ticket {
             elections: self.elections.clone(),
@@ -61,6 +63,20 @@ impl Registry {
             rx,
             Resign::Local(ticket),
         )
+    }
+
+    /// Whether `fence` is of the candidate that leads its election now.
+    pub(super) fn holds(&self, fence: &Fence) -> bool {
+        let FenceKind::Local { id } = fence.kind else {
+            return false;
+        };
+        let all = self
+            .elections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        all.get(&fence.election)
+            .and_then(|c| c.first())
+            .is_some_and(|c| c.id == id)
     }
 
     pub(super) fn leader(&self, election: &str) -> Option<String> {
@@ -85,19 +101,24 @@ impl Drop for Ticket {
             if candidates.is_empty() {
                 all.remove(&self.election);
             } else {
-                publish(candidates);
+                publish(&self.election, candidates);
             }
         }
     }
 }
 
 /// Tells every candidate who leads: the first (oldest) one.
-fn publish(candidates: &[Candidate]) {
+fn publish(election: &str, candidates: &[Candidate]) {
     let leader = candidates.first().map(|c| (c.id, c.identity.clone()));
     for c in candidates {
+        let is_leader = leader.as_ref().is_some_and(|(id, _)| *id == c.id);
         let next = LeaderState {
-            is_leader: leader.as_ref().is_some_and(|(id, _)| *id == c.id),
+            is_leader,
             leader: leader.as_ref().map(|(_, identity)| identity.clone()),
+            fence: is_leader.then(|| Fence {
+                election: election.to_owned(),
+                kind: FenceKind::Local { id: c.id },
+            }),
         };
         c.state.send_if_modified(|s| {
             let changed = *s != next;

@@ -29,8 +29,8 @@ use tokio::sync::{oneshot, watch};
 pub(crate) use election::Ticket;
 use writer::Request;
 
-use super::types::{Outcome, TxnOp};
-use super::{Campaign, KeyValue, Listing, Revision, StoreError, Watch};
+use super::types::Outcome;
+use super::{Campaign, KeyValue, Listing, Revision, StoreError, Txn, Watch};
 
 /// key -> (create revision, mod revision, value).
 const KV: TableDefinition<&str, (u64, u64, &[u8])> = TableDefinition::new("kv");
@@ -89,10 +89,23 @@ impl Embedded {
         let db = Arc::new(db);
         let (requests, rx) = mpsc::channel();
         let (revision_tx, revision_rx) = watch::channel(revision);
-        let (thread_db, thread_path, history) = (db.clone(), path.to_owned(), options.history);
+        let elections = election::Registry::default();
+        let (thread_db, thread_path) = (db.clone(), path.to_owned());
+        let (history, thread_elections) = (options.history, elections.clone());
         let writer = std::thread::Builder::new()
             .name("ferrinet-api-store".into())
-            .spawn(move || writer::run(thread_db, &thread_path, rx, history, revision_tx))
+            .spawn(move || {
+                writer::run(
+                    writer::Writer {
+                        db: thread_db,
+                        path: &thread_path,
+                        history,
+                        elections: thread_elections,
+                        revision: revision_tx,
+                    },
+                    rx,
+                )
+            })
             .map_err(|source| StoreError::Io {
                 context: "start the store writer thread".into(),
                 source,
@@ -103,14 +116,14 @@ impl Embedded {
             requests,
             revision: revision_rx,
             writer: Mutex::new(Some(writer)),
-            elections: election::Registry::default(),
+            elections,
         })
     }
 
-    pub(crate) async fn txn(&self, ops: Vec<TxnOp>) -> Result<Outcome, StoreError> {
+    pub(crate) async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {
         let (done, rx) = oneshot::channel();
         self.requests
-            .send(Request::Txn { ops, done })
+            .send(Request::Txn { txn, done })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

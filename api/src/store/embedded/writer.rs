@@ -11,9 +11,10 @@ use std::sync::mpsc;
 use redb::{Database, ReadableTable as _, Table};
 use tokio::sync::{oneshot, watch};
 
+use super::election::Registry;
 use super::{COMPACT_REVISION, EVENTS, KV, META, REVISION};
 use crate::store::types::{Action, Outcome, TxnOp};
-use crate::store::{BackendError, Revision, StoreError};
+use crate::store::{BackendError, Revision, StoreError, Txn};
 
 /// Event kinds as stored in the log.
 pub(super) const PUT: u8 = 0;
@@ -24,7 +25,7 @@ const MAX_BATCH: usize = 1024;
 
 pub(super) enum Request {
     Txn {
-        ops: Vec<TxnOp>,
+        txn: Txn,
         done: oneshot::Sender<Result<Outcome, StoreError>>,
     },
     Compact {
@@ -41,13 +42,26 @@ enum Applied {
     Compact(Result<(), StoreError>),
 }
 
-pub(super) fn run(
-    db: Arc<Database>,
-    path: &Path,
-    rx: mpsc::Receiver<Request>,
-    history: u64,
-    revision_tx: watch::Sender<Revision>,
-) {
+/// What the writer thread works with.
+pub(super) struct Writer<'p> {
+    pub db: Arc<Database>,
+    pub path: &'p Path,
+    /// Revisions of the log kept (0: all).
+    pub history: u64,
+    /// For fences: who leads which election.
+    pub elections: Registry,
+    /// Where watchers learn of new revisions.
+    pub revision: watch::Sender<Revision>,
+}
+
+pub(super) fn run(w: Writer<'_>, rx: mpsc::Receiver<Request>) {
+    let Writer {
+        db,
+        path,
+        history,
+        elections,
+        revision: revision_tx,
+    } = w;
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
@@ -65,7 +79,7 @@ pub(super) fn run(
         if batch.is_empty() {
             continue;
         }
-        match commit(&db, &batch, history) {
+        match commit(&db, &batch, history, &elections) {
             Ok((applied, revision)) => {
                 // Watchers learn of the revision before any writer is answered, so a watch
                 // started after a confirmed write always covers it.
@@ -116,6 +130,7 @@ fn commit(
     db: &Database,
     batch: &[Request],
     history: u64,
+    elections: &Registry,
 ) -> Result<(Vec<Applied>, Revision), redb::Error> {
     let w = db.begin_write()?;
     let mut applied = Vec::with_capacity(batch.len());
@@ -128,9 +143,16 @@ fn commit(
         let mut compacted = meta.get(COMPACT_REVISION)?.map_or(0, |g| g.value());
         for request in batch {
             applied.push(match request {
-                Request::Txn { ops, .. } => {
-                    Applied::Txn(apply(&mut kv, &mut events, &mut rev, ops)?)
-                }
+                Request::Txn { txn, .. } => match &txn.fence {
+                    // Checked here, in the writer, so that no write of a successor can come
+                    // between the check and this transaction.
+                    Some(fence) if !elections.holds(fence) => {
+                        Applied::Txn(Err(StoreError::Fenced {
+                            election: fence.election.clone(),
+                        }))
+                    }
+                    _ => Applied::Txn(apply(&mut kv, &mut events, &mut rev, &txn.ops)?),
+                },
                 Request::Compact { revision, .. } => {
                     Applied::Compact(compact(&mut events, rev, &mut compacted, *revision)?)
                 }

@@ -23,9 +23,10 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::pb::mvccpb::event::EventType;
-use super::{Backoff, Etcd, prefix_end, rpc, utf8};
+use super::{Backoff, Etcd, prefix_end, rpc, to_revision, utf8};
 use crate::store::campaign::Resign;
-use crate::store::{Campaign, LeaderState, StoreError};
+use crate::store::types::FenceKind;
+use crate::store::{Campaign, Fence, LeaderState, StoreError};
 
 /// How long resigning waits for etcd to revoke the lease; past it the lease just expires.
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,6 +38,7 @@ pub(super) fn spawn(etcd: Etcd, election: &str, identity: &str, ttl: Duration) -
     let ttl_secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
     let candidate = Candidate {
         etcd,
+        election: election.to_owned(),
         prefix: format!("{election}/"),
         identity: identity.to_owned(),
         ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
@@ -53,6 +55,7 @@ pub(super) fn spawn(etcd: Etcd, election: &str, identity: &str, ttl: Duration) -
 
 struct Candidate {
     etcd: Etcd,
+    election: String,
     /// `ELECTION/`.
     prefix: String,
     identity: String,
@@ -131,19 +134,27 @@ impl Candidate {
 
     fn publish(&self, candidates: &[Entry], key: &str, deadline: Instant) {
         let first = candidates.first();
-        let ours = first.is_some_and(|e| e.key == key);
-        let next = if ours && Instant::now() < deadline {
-            LeaderState {
+        let ours = first.filter(|e| e.key == key);
+        let next = match ours {
+            Some(e) if Instant::now() < deadline => LeaderState {
                 is_leader: true,
                 leader: Some(self.identity.clone()),
-            }
-        } else if ours {
-            LeaderState::default()
-        } else {
-            LeaderState {
+                // The key is never changed: its mod revision is its create revision for as
+                // long as it (and so the lease, and so the leadership) lasts.
+                fence: Some(Fence {
+                    election: self.election.clone(),
+                    kind: FenceKind::Key {
+                        key: e.key.clone(),
+                        revision: to_revision(e.create_revision),
+                    },
+                }),
+            },
+            Some(_) => LeaderState::default(),
+            None => LeaderState {
                 is_leader: false,
                 leader: first.map(|e| e.identity.clone()),
-            }
+                fence: None,
+            },
         };
         self.state.send_if_modified(|s| {
             let changed = *s != next;

@@ -17,8 +17,8 @@ use tonic::transport::Channel;
 
 pub use connect::{EtcdConfig, EtcdTls};
 
-use super::types::{Action, Outcome, TxnOp};
-use super::{Campaign, KeyValue, Listing, Revision, StoreError, Watch};
+use super::types::{Action, FenceKind, Outcome};
+use super::{Campaign, Fence, KeyValue, Listing, Revision, StoreError, Txn, Watch};
 
 #[allow(clippy::all, missing_docs, unreachable_pub)]
 mod pb {
@@ -133,29 +133,52 @@ impl Etcd {
         })
     }
 
-    pub(crate) async fn txn(&self, ops: Vec<TxnOp>) -> Result<Outcome, StoreError> {
+    pub(crate) async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {
         let ctx = self.context("write to");
+        let Txn { ops, fence } = txn;
         let mut compare = Vec::new();
         let (mut success, mut failure) = (Vec::new(), Vec::new());
-        for op in &ops {
-            let key = op.key.as_bytes().to_vec();
-            if let Some(expected) = op.expect.revision() {
-                compare.push(rpc::Compare {
-                    result: rpc::compare::CompareResult::Equal.into(),
-                    target: rpc::compare::CompareTarget::Mod.into(),
-                    key: key.clone(),
-                    target_union: Some(rpc::compare::TargetUnion::ModRevision(to_etcd(expected))),
-                    range_end: Vec::new(),
-                });
-                // Read back on failure, to name the key that did not match.
-                failure.push(request(rpc::request_op::Request::RequestRange(
-                    rpc::RangeRequest {
-                        key: key.clone(),
-                        keys_only: true,
-                        ..Default::default()
-                    },
+        // Every compare is on a key's mod revision; on failure the branch reads each compared
+        // key back (in compare order), to tell which one did not match.
+        let mut compare_mod = |key: &str, expected: Revision| {
+            compare.push(rpc::Compare {
+                result: rpc::compare::CompareResult::Equal.into(),
+                target: rpc::compare::CompareTarget::Mod.into(),
+                key: key.as_bytes().to_vec(),
+                target_union: Some(rpc::compare::TargetUnion::ModRevision(to_etcd(expected))),
+                range_end: Vec::new(),
+            });
+            failure.push(request(rpc::request_op::Request::RequestRange(
+                rpc::RangeRequest {
+                    key: key.as_bytes().to_vec(),
+                    keys_only: true,
+                    ..Default::default()
+                },
+            )));
+        };
+        let fence_key = match &fence {
+            Some(Fence {
+                kind: FenceKind::Key { key, revision },
+                ..
+            }) => {
+                compare_mod(key, *revision);
+                Some((key.clone(), *revision))
+            }
+            Some(f) => {
+                return Err(StoreError::Invalid(format!(
+                    "a fence of election {} from another store",
+                    f.election
                 )));
             }
+            None => None,
+        };
+        for op in &ops {
+            if let Some(expected) = op.expect.revision() {
+                compare_mod(&op.key, expected);
+            }
+        }
+        for op in &ops {
+            let key = op.key.as_bytes().to_vec();
             match &op.action {
                 Action::Put(value) => success.push(request(rpc::request_op::Request::RequestPut(
                     rpc::PutRequest {
@@ -193,34 +216,38 @@ impl Etcd {
             });
             return Ok(Outcome { revision, changed });
         }
-        // The failure branch read every compared key, in the order of `ops`.
+        let actual = |r: &rpc::ResponseOp| match &r.response {
+            Some(rpc::response_op::Response::ResponseRange(range)) => range
+                .kvs
+                .first()
+                .map_or(0, |kv| to_revision(kv.mod_revision)),
+            _ => 0,
+        };
+        let mut read_back = resp.responses.iter();
+        if let Some((_, revision)) = fence_key
+            && read_back.next().is_none_or(|r| actual(r) != revision)
+        {
+            return Err(StoreError::Fenced {
+                election: fence.map(|f| f.election).unwrap_or_default(),
+            });
+        }
         let compared = ops.iter().filter(|op| op.expect.revision().is_some());
-        let mut first = None;
-        for (op, r) in compared.zip(&resp.responses) {
-            let actual = match &r.response {
-                Some(rpc::response_op::Response::ResponseRange(range)) => range
-                    .kvs
-                    .first()
-                    .map_or(0, |kv| to_revision(kv.mod_revision)),
-                _ => 0,
-            };
-            first.get_or_insert((op, actual));
+        for (op, r) in compared.zip(read_back) {
+            let actual = actual(r);
             if !op.expect.matches(actual) {
-                first = Some((op, actual));
-                break;
+                return Err(StoreError::Conflict {
+                    key: op.key.clone(),
+                    expected: op.expect,
+                    actual,
+                });
             }
         }
-        match first {
-            Some((op, actual)) => Err(StoreError::Conflict {
-                key: op.key.clone(),
-                expected: op.expect,
-                actual,
-            }),
-            None => Err(StoreError::protocol(
-                ctx,
-                "transaction failed without a compare",
-            )),
-        }
+        // Every compare held when read back: only a change between the compare and the read
+        // (impossible within one etcd transaction) could get here.
+        Err(StoreError::protocol(
+            ctx,
+            "transaction failed although its compares hold",
+        ))
     }
 
     pub(crate) async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
