@@ -163,8 +163,8 @@ struct Usage {
     cpu: [f64; 4],
     /// Busiest node other than a.
     node_max: f64,
-    /// Node b's dpservice calls by RPC: (count, seconds).
-    b_calls: HashMap<String, (f64, f64)>,
+    /// Node b's dpservice calls by RPC: (count, seconds, errors).
+    b_calls: HashMap<String, (f64, f64, f64)>,
 }
 
 impl Usage {
@@ -188,18 +188,22 @@ impl Usage {
             let Some((series, v)) = l.rsplit_once(' ') else {
                 continue;
             };
-            let Some(rest) = series.strip_prefix("ferrinet_node_dpservice_call_seconds_") else {
+            let Some((name, labels)) = series.split_once('{') else {
                 continue;
             };
-            let Some((kind, rpc)) = rest.split_once("{rpc=\"") else {
+            let Some(rpc) = labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("rpc=\""))
+                .map(|r| r.trim_end_matches('}').trim_end_matches('"').to_string())
+            else {
                 continue;
             };
-            let rpc = rpc.trim_end_matches("\"}").to_string();
             let v: f64 = v.parse().unwrap_or_default();
-            let e = b_calls.entry(rpc).or_insert((0.0, 0.0));
-            match kind {
-                "count" => e.0 = v,
-                "sum" => e.1 = v,
+            let e = b_calls.entry(rpc).or_insert((0.0, 0.0, 0.0));
+            match name {
+                "ferrinet_node_dpservice_call_seconds_count" => e.0 = v,
+                "ferrinet_node_dpservice_call_seconds_sum" => e.1 = v,
+                "ferrinet_node_dpservice_errors_total" => e.2 += v,
                 _ => {}
             }
         }
@@ -219,7 +223,8 @@ impl Usage {
     /// Prints what was used since `before`: CPU by process group against the wall time and
     /// the two cores, and node b's busiest dpservice calls.
     fn report(&self, before: &Usage) {
-        let d = |i: usize| (self.cpu[i] - before.cpu[i]) / 100.0;
+        // A process that died in between counts as having used nothing.
+        let d = |i: usize| ((self.cpu[i] - before.cpu[i]) / 100.0).max(0.0);
         println!(
             "    CPU: this process (dataplanes) {:.2} s, node a {:.2} s, other nodes {:.2} s (busiest {:.2} s), servers {:.2} s; wall {}",
             d(0),
@@ -229,20 +234,21 @@ impl Usage {
             d(3),
             secs(self.at - before.at)
         );
-        let mut calls: Vec<(String, f64, f64)> = self
+        let mut calls: Vec<(String, f64, f64, f64)> = self
             .b_calls
             .iter()
-            .map(|(rpc, (n, t))| {
-                let (n0, t0) = before.b_calls.get(rpc).copied().unwrap_or_default();
-                (rpc.clone(), n - n0, t - t0)
+            .map(|(rpc, (n, t, e))| {
+                let (n0, t0, e0) = before.b_calls.get(rpc).copied().unwrap_or_default();
+                (rpc.clone(), n - n0, t - t0, e - e0)
             })
-            .filter(|(_, n, _)| *n > 0.0)
+            .filter(|(_, n, _, _)| *n > 0.0)
             .collect();
         calls.sort_by(|a, b| b.2.total_cmp(&a.2));
+        // The summed latency above the wall time tells how many calls were in flight at once.
         let text: Vec<String> = calls
             .iter()
             .take(4)
-            .map(|(rpc, n, t)| format!("{rpc} {n:.0} calls {:.3} s", t))
+            .map(|(rpc, n, t, e)| format!("{rpc} {n:.0} calls ({e:.0} failed) summing {t:.3} s"))
             .collect();
         println!("    node b's dpservice calls: {}", text.join(", "));
     }
@@ -424,7 +430,9 @@ async fn phase_a(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Res
     Ok(())
 }
 
-async fn phase_b(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Result<()> {
+/// Returns the announcers of the bulk routes: dropping them withdraws 10,000 routes, which
+/// would load node b while (c) is timed.
+async fn phase_b(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Result<Vec<RawConn>> {
     let n = usize::try_from(args.routes)?;
     c.nodes[1].apply(&docs(&[
         network("bulk", BULK_VNI),
@@ -474,7 +482,6 @@ async fn phase_b(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Res
     .await?;
     let dp_restarted = last - t0;
     let dp_first = dp_first.map_or(Duration::ZERO, |f| f - t0);
-    drop(announcers);
 
     println!("(b) {n} routes announced into VNI {BULK_VNI} -> all installed at b");
     println!(
@@ -497,7 +504,7 @@ async fn phase_b(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Res
         verdict(restarted <= Duration::from_secs(1)),
         verdict(dp_restarted <= Duration::from_secs(1)),
     );
-    Ok(())
+    Ok(announcers)
 }
 
 /// Bytes each server has read from a's session (the one owning `a_routes` routes).
@@ -509,7 +516,7 @@ fn a_bytes(c: &Cluster, a_routes: usize) -> anyhow::Result<Vec<u64>> {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|s| s["routes_owned"].as_u64() >= Some(a_routes as u64))
+            .find(|s| s["routes_owned"].as_u64() == Some(a_routes as u64))
             .context("no session of a at a server")?;
         out.push(a["bytes_received"].as_u64().unwrap_or_default());
     }
@@ -582,9 +589,11 @@ async fn phase_c(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Res
     })
     .await?;
 
+    let usage = Usage::take(c);
     let t0 = Instant::now();
     c.nodes[0].proc.kill();
     let killed = removed_everywhere(recs, &prefixes, t0).await?;
+    let used = Usage::take(c);
 
     // Back, re-announcing everything from its store; then frozen, so that its sessions stay
     // open and silent.
@@ -625,6 +634,7 @@ async fn phase_c(c: &mut Cluster, args: &Args, recs: &[Recorder]) -> anyhow::Res
         secs(killed),
         after_hold(killed, hold)
     );
+    used.report(&usage);
     println!(
         "    SIGSTOP (silent, hold timer only)        {} after the death = {}",
         secs(stopped),
@@ -664,7 +674,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|n| Recorder::start(&n.dataplane.service))
         .collect();
-    // Every node uses the network, so every node installs a's routes.
+    // Every node uses the network, so that every node installs a's routes.
     for i in 0..c.nodes.len() {
         let ip = format!("10.200.{}.{}", i / 250, i % 250 + 1);
         let name = format!("{}-0", c.nodes[i].name);
@@ -697,7 +707,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         secs(started.elapsed())
     );
     phase_a(&mut c, &args, &recs).await?;
-    phase_b(&mut c, &args, &recs).await?;
+    let _bulk = phase_b(&mut c, &args, &recs).await?;
     phase_c(&mut c, &args, &recs).await?;
     let lagged: u64 = recs.iter().map(Recorder::lagged).sum();
     if lagged > 0 {
