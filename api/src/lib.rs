@@ -7,5 +7,6 @@
 //! property-tested on their own; the allocator actor, the store and the gRPC service build on
 //! them.
 
+pub mod allocator;
 pub mod ipam;
 pub mod store;

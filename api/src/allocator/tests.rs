@@ -1,0 +1,242 @@
+//! The allocator over a real embedded store: decisions survive a restart, concurrent requests
+//! never share a value, and the store refuses a value another writer took.
+
+use std::collections::BTreeSet;
+
+use ractor::{Actor, ActorRef};
+
+use super::*;
+use crate::ipam::{PoolEntry, PublicPoolSpec};
+use crate::store::EmbeddedOptions;
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().expect("test prefix")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+async fn start(store: &Store) -> ActorRef<AllocatorMsg> {
+    let public = PublicRanges::new(&PublicPoolSpec {
+        ranges: vec![PoolEntry::Cidr(net("203.0.113.0/30"))],
+        excluded: vec![],
+    })
+    .expect("pool");
+    let args = AllocatorArgs {
+        store: store.clone(),
+        vnis: VniRange::new(100, 199).expect("range"),
+        public,
+        fence: None,
+    };
+    let (a, _) = Actor::spawn(None, AllocatorActor, args)
+        .await
+        .expect("allocator starts");
+    a
+}
+
+async fn call<T: Send + 'static>(
+    a: &ActorRef<AllocatorMsg>,
+    msg: impl FnOnce(RpcReplyPort<T>) -> AllocatorMsg,
+) -> T {
+    match a.call(msg, None).await.expect("allocator answers") {
+        ractor::rpc::CallResult::Success(v) => v,
+        _ => panic!("the allocator did not answer"),
+    }
+}
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open_embedded(dir.path().join("state.redb"), EmbeddedOptions::default())
+        .await
+        .expect("store opens")
+}
+
+#[tokio::test]
+async fn decisions_survive_a_restart_and_are_not_handed_out_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).await;
+    let a = start(&s).await;
+    let blue = call(&a, |r| AllocatorMsg::Vni("t1/blue".into(), None, r))
+        .await
+        .expect("vni");
+    let red = call(&a, |r| AllocatorMsg::Vni("t1/red".into(), Some(150), r))
+        .await
+        .expect("fixed vni");
+    assert_eq!((blue, red), (100, 150));
+    // Asking again answers the same VNI.
+    let again = call(&a, |r| AllocatorMsg::Vni("t1/blue".into(), None, r)).await;
+    assert_eq!(again.expect("same"), 100);
+    let taken = call(&a, |r| AllocatorMsg::Vni("t2/x".into(), Some(150), r)).await;
+    assert!(matches!(taken, Err(AllocError::Vni(_))), "{taken:?}");
+    let subnets = vec![SubnetSpec::new(net("10.0.0.0/29"))];
+    let misfits = call(&a, |r| {
+        AllocatorMsg::Subnets("t1/blue".into(), subnets.clone(), r)
+    })
+    .await
+    .expect("subnets");
+    assert!(misfits.is_empty());
+    let web = call(&a, |r| {
+        AllocatorMsg::Ip(
+            "t1/blue".into(),
+            "t1/web".into(),
+            IpRequest::Family(IpFamily::V4),
+            r,
+        )
+    })
+    .await
+    .expect("address");
+    assert_eq!(web, ip("10.0.0.1"), "network address is never handed out");
+    let vip = call(&a, |r| {
+        AllocatorMsg::PublicIp("t1/vip".into(), IpRequest::Family(IpFamily::V4), r)
+    })
+    .await
+    .expect("public");
+    a.stop(None);
+
+    // A new allocator over the same store knows all of it.
+    let b = start(&s).await;
+    call(&b, |r| AllocatorMsg::Subnets("t1/blue".into(), subnets, r))
+        .await
+        .expect("subnets");
+    let before: BTreeSet<String> = call(&b, AllocatorMsg::List)
+        .await
+        .iter()
+        .map(|x| format!("{x:?}"))
+        .collect();
+    assert_eq!(before.len(), 4, "{before:?}");
+    let next = call(&b, |r| AllocatorMsg::Vni("t1/green".into(), None, r))
+        .await
+        .expect("vni");
+    assert_eq!(next, 101);
+    let db = call(&b, |r| {
+        AllocatorMsg::Ip(
+            "t1/blue".into(),
+            "t1/db".into(),
+            IpRequest::Family(IpFamily::V4),
+            r,
+        )
+    })
+    .await
+    .expect("address");
+    assert_eq!(db, ip("10.0.0.2"));
+    let vip2 = call(&b, |r| {
+        AllocatorMsg::PublicIp("t1/vip2".into(), IpRequest::Family(IpFamily::V4), r)
+    })
+    .await
+    .expect("public");
+    assert_ne!(vip, vip2);
+
+    // Released values are reusable, also after a restart.
+    let released = call(&b, |r| {
+        AllocatorMsg::ReleaseIps("t1/blue".into(), "t1/web".into(), r)
+    })
+    .await
+    .expect("release");
+    assert_eq!(released, vec![web]);
+    let freed = call(&b, |r| AllocatorMsg::ReleaseVni("t1/blue".into(), r))
+        .await
+        .expect("release");
+    assert_eq!(freed, Some(100));
+    b.stop(None);
+    let c = start(&s).await;
+    let reused = call(&c, |r| AllocatorMsg::Vni("t3/new".into(), None, r))
+        .await
+        .expect("vni");
+    assert_eq!(reused, 100);
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_share_an_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).await;
+    let a = start(&s).await;
+    call(&a, |r| {
+        AllocatorMsg::Subnets("t/n".into(), vec![SubnetSpec::new(net("10.1.0.0/24"))], r)
+    })
+    .await
+    .expect("subnets");
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            call(&a, |r| {
+                AllocatorMsg::Ip(
+                    "t/n".into(),
+                    format!("t/i{i}"),
+                    IpRequest::Family(IpFamily::V4),
+                    r,
+                )
+            })
+            .await
+        }));
+    }
+    let mut got = BTreeSet::new();
+    for t in tasks {
+        let address = t.await.expect("task").expect("address");
+        assert!(got.insert(address), "{address} handed out twice");
+    }
+    assert_eq!(got.len(), 60);
+    let stored = s.list(records::PREFIX).await.expect("list");
+    assert_eq!(stored.items.len(), 60);
+    // A network without subnets here: a clear error, nothing stored.
+    let full = call(&a, |r| {
+        AllocatorMsg::Ip(
+            "t/other".into(),
+            "t/x".into(),
+            IpRequest::Family(IpFamily::V4),
+            r,
+        )
+    })
+    .await;
+    assert!(
+        matches!(full, Err(AllocError::UnknownNetwork(_))),
+        "{full:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_value_another_writer_took_is_refused_by_the_store_and_not_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).await;
+    let a = start(&s).await;
+    // Another replica (or an operator) holds VNI 100 behind this allocator's back.
+    s.put(
+        &records::vni_key(100),
+        records::value("elsewhere"),
+        Expect::Absent,
+    )
+    .await
+    .expect("put");
+    let r = call(&a, |r| AllocatorMsg::Vni("t/n".into(), None, r)).await;
+    assert!(
+        matches!(r, Err(AllocError::Store(StoreError::Conflict { .. }))),
+        "{r:?}"
+    );
+    assert!(
+        call(&a, AllocatorMsg::List).await.is_empty(),
+        "undone in memory"
+    );
+    // A fixed request for a free VNI still works; after a restart 100 is known as taken.
+    let v = call(&a, |r| AllocatorMsg::Vni("t/n".into(), Some(120), r))
+        .await
+        .expect("fixed");
+    assert_eq!(v, 120);
+    a.stop(None);
+    let b = start(&s).await;
+    let next = call(&b, |r| AllocatorMsg::Vni("t/m".into(), None, r))
+        .await
+        .expect("vni");
+    assert_eq!(next, 101);
+}
+
+#[tokio::test]
+async fn bad_subnets_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).await;
+    let a = start(&s).await;
+    let mut spec = SubnetSpec::new(net("10.0.0.0/24"));
+    spec.gateway = Some(ip("10.9.0.1"));
+    let r = call(&a, |r| AllocatorMsg::Subnets("t/n".into(), vec![spec], r)).await;
+    let e = r.expect_err("gateway outside");
+    assert!(e.to_string().contains("gateway"), "{e}");
+}
