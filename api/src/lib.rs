@@ -9,4 +9,5 @@
 
 pub mod allocator;
 pub mod ipam;
+pub mod selector;
 pub mod store;
