@@ -9,5 +9,6 @@
 
 pub mod allocator;
 pub mod ipam;
+pub mod policy;
 pub mod selector;
 pub mod store;
