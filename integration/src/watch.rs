@@ -110,6 +110,11 @@ impl Watched {
                 }
                 Ok(())
             }
+            // Every server gone: complete again once one is back.
+            VniEvent::Incomplete => {
+                self.complete.remove(&vni);
+                Ok(())
+            }
             VniEvent::Snapshot { routes, complete } => {
                 let new: BTreeSet<Route> = routes.into_iter().collect();
                 let old: Vec<Route> = self.view.iter().filter(|r| r.vni == vni).copied().collect();

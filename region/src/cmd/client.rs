@@ -171,7 +171,7 @@ fn changes(held: &mut BTreeSet<Route>, e: VniEvent) -> Vec<RouteEvent> {
             held.remove(&r);
             vec![ev(Action::Remove, r)]
         }
-        VniEvent::Complete => Vec::new(),
+        VniEvent::Complete | VniEvent::Incomplete => Vec::new(),
         VniEvent::Snapshot { routes, .. } => {
             let new: BTreeSet<Route> = routes.into_iter().collect();
             let mut out: Vec<RouteEvent> = held

@@ -356,6 +356,19 @@ impl Actor {
                 p.status.last_error = Some(Arc::new(error));
                 p.status.extensions = Extensions::NONE;
                 if was_established {
+                    let none_left = self
+                        .peers
+                        .iter()
+                        .all(|p| p.status.state != ServerState::Established);
+                    if none_left {
+                        // Before the removals, so a consumer knows they are no withdrawals.
+                        for v in self.vnis.values_mut() {
+                            v.complete = false;
+                            v.any_done = false;
+                            v.waiting.clear();
+                            v.push(&VniEvent::Incomplete);
+                        }
+                    }
                     let evs = self.view.drop_server(server);
                     self.deliver(evs);
                     for v in self.vnis.values_mut() {

@@ -27,8 +27,14 @@ pub enum VniEvent {
     Removed(Route),
     /// Every server that was connected has sent the routes it held when the subscription
     /// started: what the consumer holds now is the complete set (changes keep coming).
-    /// Comes once per subscription, unless a [`VniEvent::Snapshot`] said `complete` first.
+    /// Comes once per subscription, unless a [`VniEvent::Snapshot`] said `complete` first, and
+    /// again after an [`VniEvent::Incomplete`].
     Complete,
+    /// The last connected server went away: the removals that follow are of routes no server
+    /// can vouch for any more, not withdrawals. A consumer that installs routes should keep
+    /// them until the next [`VniEvent::Complete`] (a server is back and sent its set), and only
+    /// then drop what is still missing.
+    Incomplete,
     /// Replace everything held for this VNI with `routes`; changes follow. Sent first to a
     /// subscription that joins a VNI this client already receives, and after a consumer fell
     /// behind (see the module doc).

@@ -276,6 +276,35 @@ async fn complete_waits_for_every_established_server() {
 }
 
 #[tokio::test]
+async fn losing_the_last_server_says_incomplete_before_the_removals() {
+    let (addr, mut srv) = fake_server(Extensions::ALL).await;
+    let h = start(config(&[&addr])).unwrap();
+    let mut sub = h.subscribe(5).unwrap();
+    let mut c1 = next(&mut srv).await;
+    assert_eq!(next(&mut c1.inbound).await, Inbound::Subscribe(5));
+    let x = r("5#10.5.0.1/32#2001:db8::1");
+    c1.update(Action::Add, x);
+    c1.end_of_snapshot(5);
+    assert_eq!(next_event(&mut sub).await, VniEvent::Added(x));
+    assert_eq!(next_event(&mut sub).await, VniEvent::Complete);
+
+    // The only server goes: the consumer learns first that the set is no longer vouched for.
+    drop(c1);
+    assert_eq!(next_event(&mut sub).await, VniEvent::Incomplete);
+    assert_eq!(next_event(&mut sub).await, VniEvent::Removed(x));
+    until(&h, |s| !s.subscriptions[0].complete).await;
+
+    // Back, with the route: added again and complete again.
+    let mut c2 = next(&mut srv).await;
+    assert_eq!(next(&mut c2.inbound).await, Inbound::Subscribe(5));
+    c2.update(Action::Add, x);
+    c2.end_of_snapshot(5);
+    assert_eq!(next_event(&mut sub).await, VniEvent::Added(x));
+    assert_eq!(next_event(&mut sub).await, VniEvent::Complete);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn v1_server_completes_after_a_quiet_period() {
     let (addr, mut srv) = fake_server(Extensions::NONE).await;
     let mut cfg = config(&[&addr]);
@@ -369,6 +398,7 @@ async fn a_stalled_consumer_does_not_delay_another_and_resyncs() {
             VniEvent::Added(x) => assert!(held.insert(x)),
             VniEvent::Removed(x) => assert!(held.remove(&x)),
             VniEvent::Complete => complete = true,
+            VniEvent::Incomplete => panic!("the server stayed up"),
             VniEvent::Snapshot {
                 routes,
                 complete: c,
