@@ -174,6 +174,17 @@ async fn route_servers_down_and_back_lose_nothing_and_reconverge() -> anyhow::Re
     // (empty, on the same ports) everything is announced again and the changes made while they
     // were down show everywhere.
     c.servers[1].kill();
+    // With no server left nothing vouches for the routes, but nothing withdrew them either:
+    // the dataplanes keep them (an outage of the route servers is no outage of the network).
+    c.stays(
+        "every dataplane unchanged with both route servers down",
+        Duration::from_millis(800),
+        async || {
+            let now = c.views().await?;
+            Ok(Check::when(now == before, (), (&before, now)))
+        },
+    )
+    .await?;
     let a2 = create(&mut c, 0, &Interface::new("a2", "blue", "10.0.0.5")).await?;
     c.nodes[1].delete("interface", "b2")?;
     for s in &mut c.servers {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ferrinet_proto::dpservice::v1 as dp;
 use ferrinet_proto::dpservice_status::ServiceError as Se;
-use ferrinet_route_client::route::Route;
+use ferrinet_route_client::route::{NextHop, NextHopType, Route};
 use futures::StreamExt as _;
 use ipnet::{IpNet, Ipv6Net};
 
@@ -164,17 +164,68 @@ pub async fn apply_plan(
     failed
 }
 
+/// The neighbour NATs dpservice holds in `vni`, as the NAT routes they came from.
+pub async fn list_neighbor_nats(dp: &Dp, vni: u32) -> Result<BTreeSet<Route>, DpError> {
+    // "0.0.0.0" is dpservice's "every NAT IP".
+    let any = req::ip_address(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let r = dp
+        .call("ListNeighborNats", |mut c| async move {
+            c.list_neighbor_nats(dp::ListNeighborNatsRequest { nat_ip: Some(any) })
+                .await
+        })
+        .await?;
+    let mut out = BTreeSet::new();
+    for e in r.nat_entries.into_iter().filter(|e| e.vni == vni) {
+        let ip = req::parse_ip_address("actual_nat_ip", e.actual_nat_ip.as_ref())
+            .or_else(|_| req::parse_ip_address("nat_ip", e.nat_ip.as_ref()));
+        let underlay = std::str::from_utf8(&e.underlay_route)
+            .ok()
+            .and_then(|s| s.parse::<Ipv6Addr>().ok());
+        let (Ok(ip), Some(underlay), Ok(from), Ok(to)) = (
+            ip,
+            underlay,
+            u16::try_from(e.min_port),
+            u16::try_from(e.max_port),
+        ) else {
+            continue;
+        };
+        out.insert(Route {
+            vni,
+            destination: IpNet::from(ip),
+            next_hop: NextHop {
+                address: underlay,
+                target_vni: 0,
+                kind: NextHopType::Nat,
+                port_from: from,
+                port_to: to,
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Makes the neighbour NATs of `vni` the received NAT routes: removes those no longer received
-/// from `installed`, creates the new ones.
+/// from `installed` (only if `may_remove`: the VNI's set is complete, unless a wanted entry of
+/// the same IP and ports replaces it), creates the new ones.
 pub async fn sync_nats(
     dp: &Dp,
     metrics: &Metrics,
     vni: u32,
     wanted: &BTreeSet<Route>,
     installed: &mut BTreeSet<Route>,
+    may_remove: bool,
 ) -> Failures {
     let mut failures = Failures::default();
-    let gone: Vec<Route> = installed.difference(wanted).copied().collect();
+    let same_slot = |a: &Route, b: &Route| {
+        a.destination == b.destination
+            && a.next_hop.port_from == b.next_hop.port_from
+            && a.next_hop.port_to == b.next_hop.port_to
+    };
+    let gone: Vec<Route> = installed
+        .difference(wanted)
+        .filter(|r| may_remove || wanted.iter().any(|w| same_slot(w, r)))
+        .copied()
+        .collect();
     for r in gone {
         let (ip, nh) = (r.destination.addr(), r.next_hop);
         let res = dp
@@ -231,13 +282,15 @@ pub async fn sync_nats(
 }
 
 /// Makes load balancer `lb`'s targets the announced underlays of its VIP (inside `prefer`, if
-/// set). Returns how many targets it holds afterwards, and the failures.
+/// set); targets no longer announced go only if `may_remove` (the VNI's set is complete).
+/// Returns how many targets it holds afterwards, and the failures.
 pub async fn sync_lb_targets(
     dp: &Dp,
     metrics: &Metrics,
     lb: &str,
     announced: Option<&BTreeSet<Ipv6Addr>>,
     prefer: Option<Ipv6Net>,
+    may_remove: bool,
 ) -> (usize, Failures) {
     let mut failures = Failures::default();
     let desired: BTreeSet<Ipv6Addr> = announced
@@ -270,7 +323,12 @@ pub async fn sync_lb_targets(
             return (0, failures);
         }
     };
-    for t in actual.clone().difference(&desired) {
+    let gone: Vec<Ipv6Addr> = if may_remove {
+        actual.difference(&desired).copied().collect()
+    } else {
+        Vec::new()
+    };
+    for t in &gone {
         let (id, t) = (lb.to_string(), *t);
         let r = dp
             .call("DeleteLoadBalancerTarget", |mut c| async move {

@@ -373,6 +373,7 @@ impl NetworkState {
                 .collect(),
         });
         let want = table::table(&desired);
+        let listed = self.held.is_none();
         let mut held = match self.held.take() {
             Some(t) => t,
             None => match install::list_routes(&ctx.dp, vni).await {
@@ -393,13 +394,14 @@ impl NetworkState {
         let plan = table::plan(&want, &held, |hop| {
             own_complete && peers.get(&hop.0).is_none_or(|p| p.learned.complete)
         });
-        let stale: Vec<_> = plan
-            .delete
-            .iter()
-            .filter(|(p, _)| !want.contains_key(p))
-            .collect();
-        for (p, hop) in &stale {
-            tracing::info!(prefix = %p, next_hop = %hop.1, next_hop_vni = hop.0, "removing stale route");
+        for (p, hop) in plan.delete.iter().filter(|(p, _)| !want.contains_key(p)) {
+            // Listed: what dpservice held that nobody provides (a previous life's route), worth
+            // an operator's eye; otherwise an ordinary withdrawal.
+            if listed {
+                tracing::info!(prefix = %p, next_hop = %hop.1, next_hop_vni = hop.0, "removing stale route");
+            } else {
+                tracing::debug!(prefix = %p, next_hop = %hop.1, next_hop_vni = hop.0, "removing withdrawn route");
+            }
         }
         if !plan.is_empty() {
             tracing::debug!(
@@ -413,12 +415,22 @@ impl NetworkState {
         for (p, e) in &failed {
             tracing::warn!(prefix = %p, error = %crate::error_chain(e), "cannot write route");
         }
+        if listed {
+            // What dpservice really holds: stale neighbour NATs of a previous life go too.
+            match install::list_neighbor_nats(&ctx.dp, vni).await {
+                Ok(n) => self.nats_installed = n,
+                Err(e) => {
+                    tracing::debug!(error = %crate::error_chain(&e), "cannot list neighbour NATs")
+                }
+            }
+        }
         let nats = install::sync_nats(
             &ctx.dp,
             &ctx.metrics,
             vni,
             &self.own.nats,
             &mut self.nats_installed,
+            own_complete,
         )
         .await;
         if let Some(e) = &nats.last {
@@ -433,6 +445,7 @@ impl NetworkState {
                 id,
                 self.own.lb_targets.get(vip),
                 ctx.prefer_network,
+                own_complete,
             )
             .await;
             lb_installed += n;

@@ -60,6 +60,9 @@ impl Learned {
             VniEvent::Added(r) => self.add(r),
             VniEvent::Removed(r) => self.remove(&r),
             VniEvent::Complete => self.complete = true,
+            // No server left: the removals that follow are not withdrawals; what is installed
+            // stays until a server has sent its set again.
+            VniEvent::Incomplete => self.complete = false,
             VniEvent::Snapshot { routes, complete } => {
                 let was_complete = self.complete;
                 *self = Self::default();

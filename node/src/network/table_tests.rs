@@ -256,3 +256,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn losing_every_server_makes_the_set_incomplete_until_complete_again() {
+    let mut l = learned(&["7#10.0.0.1/32#fc00::1"]);
+    assert!(l.complete);
+    l.learn(VniEvent::Incomplete);
+    l.learn(VniEvent::Removed(r("7#10.0.0.1/32#fc00::1")));
+    assert!(!l.complete, "removals after Incomplete are no withdrawals");
+    let want: Table = [(net("10.0.0.1/32"), (7, ul("fc00::1")))].into();
+    let p = plan(&table(&desired(&sources(&l, vec![]))), &want, |_| {
+        l.complete
+    });
+    assert!(p.delete.is_empty() && p.kept == 1, "{p:?}");
+    l.learn(VniEvent::Complete);
+    assert!(l.complete);
+}
