@@ -9,6 +9,7 @@
 
 pub mod allocator;
 pub mod ipam;
+pub mod peering;
 pub mod policy;
 pub mod selector;
 pub mod store;
