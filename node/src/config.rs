@@ -153,7 +153,7 @@ impl Default for DataplaneSection {
         Self {
             address: DEFAULT_DATAPLANE.into(),
             embedded_underlay: "fc00:1::/64".into(),
-            check_interval_ms: 500,
+            check_interval_ms: 100,
             call_timeout_ms: 5000,
         }
     }

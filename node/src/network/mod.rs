@@ -21,6 +21,7 @@
 //! completes, after a failure and on the periodic re-check.
 
 mod install;
+mod pass;
 mod router;
 pub mod status;
 pub mod table;
@@ -28,7 +29,6 @@ pub mod table;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
-use ferrinet_proto::dpservice_status::ServiceError as Se;
 use ferrinet_route_client::client::{ClientHandle, VniEvent};
 use ferrinet_route_client::route::Route;
 use ipnet::IpNet;
@@ -38,11 +38,15 @@ use tracing::Instrument as _;
 
 pub use install::list_routes;
 pub use router::watch_router;
-use status::{Counts, NetworkReport, PeerPhase, PeerReport, Subscription};
-use table::{Export, Learned, Origin, Sources, Table};
+use status::NetworkReport;
+use table::{Learned, Table};
 
 use crate::api::ApiMsg;
 use crate::reconcile::{Ctx, Schedule};
+
+/// Retry delay while the VNI has no table in dpservice yet, for the first polls.
+const NO_VNI_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+const NO_VNI_FAST_POLLS: u32 = 200;
 
 /// VNIs exporting into a table, with their export filters (`None`: everything).
 pub type Exports = BTreeMap<u32, Option<Vec<IpNet>>>;
@@ -66,6 +70,8 @@ pub enum NetworkMsg {
     Router(Option<Ipv6Addr>),
     /// The VNIs that export into this one (peering).
     Exports(Exports),
+    /// Timer: send the report a recent one held back.
+    ReportDue,
 }
 
 /// Start arguments.
@@ -98,6 +104,19 @@ pub struct NetworkState {
     local_task: Option<JoinHandle<()>>,
     /// What dpservice holds in the table as far as this actor knows; `None`: list it.
     held: Option<Table>,
+    /// The desired table as of the last pass; `None`: compute it whole.
+    cache: Option<table::Desired>,
+    /// Prefixes whose routes changed since the last pass.
+    dirty: BTreeSet<IpNet>,
+    /// What the last pass could not write.
+    outcome: pass::Outcome,
+    reported_at: Option<std::time::Instant>,
+    /// A report was held back; `report_timer`: its timer runs.
+    report_due: bool,
+    report_timer: bool,
+    /// The last pass found no table for the VNI (NO_VNI); how many passes in a row.
+    no_vni: bool,
+    no_vni_polls: u32,
     nats_installed: BTreeSet<Route>,
     /// This node's load balancers in the VNI: VIP -> id.
     local_lbs: BTreeMap<IpAddr, String>,
@@ -169,6 +188,14 @@ impl Actor for NetworkActor {
             peers: BTreeMap::new(),
             local_task: Some(local_task),
             held: None,
+            cache: None,
+            dirty: BTreeSet::new(),
+            outcome: pass::Outcome::default(),
+            reported_at: None,
+            report_due: false,
+            report_timer: false,
+            no_vni: false,
+            no_vni_polls: 0,
             nats_installed: BTreeSet::new(),
             local_lbs: BTreeMap::new(),
             schedule,
@@ -192,11 +219,20 @@ impl Actor for NetworkActor {
                 if st.peers.is_empty() {
                     return Ok(());
                 }
+                st.cache = None;
                 return st.queue_apply(&myself);
             }
             NetworkMsg::Exports(exports) => {
                 if st.set_exports(&myself, exports)? {
+                    st.cache = None;
                     st.queue_apply(&myself)?;
+                }
+                return Ok(());
+            }
+            NetworkMsg::ReportDue => {
+                st.report_timer = false;
+                if st.report_due {
+                    st.report_now(true);
                 }
                 return Ok(());
             }
@@ -209,6 +245,7 @@ impl Actor for NetworkActor {
                     return Ok(());
                 }
                 st.args.router = r;
+                st.cache = None;
                 false
             }
             NetworkMsg::LoadBalancers(lbs) => {
@@ -236,8 +273,23 @@ impl Actor for NetworkActor {
         }
         let span = tracing::info_span!("network", vni = st.args.vni);
         let ok = Box::pin(st.reconcile().instrument(span)).await;
-        let (delay, token) = st.schedule.next(ok);
+        let (mut delay, token) = st.schedule.next(ok);
+        if st.no_vni {
+            // The VNI's first interface is being created right now (start, restart): its table
+            // appears within milliseconds, and every learned route waits for it. Poll quickly
+            // for a while, then fall back to the back-off.
+            st.no_vni_polls += 1;
+            if st.no_vni_polls <= NO_VNI_FAST_POLLS {
+                delay = delay.min(NO_VNI_POLL);
+            }
+        } else {
+            st.no_vni_polls = 0;
+        }
         myself.send_after(delay, move || NetworkMsg::Reconcile(token));
+        if st.report_due && !st.report_timer {
+            st.report_timer = true;
+            myself.send_after(pass::REPORT_INTERVAL, || NetworkMsg::ReportDue);
+        }
         Ok(())
     }
 
@@ -281,6 +333,14 @@ impl NetworkState {
             }
         };
         let was_complete = learned.complete;
+        match &e {
+            VniEvent::Added(r) | VniEvent::Removed(r) => {
+                self.dirty.insert(r.destination);
+            }
+            VniEvent::Snapshot { .. } | VniEvent::Complete | VniEvent::Incomplete => {
+                self.cache = None;
+            }
+        }
         learned.learn(e);
         if learned.complete && !was_complete {
             tracing::info!(
@@ -345,215 +405,6 @@ impl NetworkState {
             );
         }
         Ok(changed)
-    }
-
-    /// One pass; true if dpservice holds exactly what it should.
-    async fn reconcile(&mut self) -> bool {
-        let vni = self.args.vni;
-        let ctx = self.args.ctx.clone();
-        let local: BTreeMap<u32, Vec<Route>> = self
-            .peers
-            .keys()
-            .map(|&v| (v, ctx.announcer.local_routes(v)))
-            .collect();
-        let desired = table::desired(&Sources {
-            vni,
-            own: &self.own,
-            router: self.args.router,
-            ipv6: self.args.ipv6,
-            exports: self
-                .peers
-                .iter()
-                .map(|(&v, p)| Export {
-                    vni: v,
-                    filter: p.filter.as_deref(),
-                    learned: &p.learned,
-                    local: local.get(&v).map_or(&[], Vec::as_slice),
-                })
-                .collect(),
-        });
-        let want = table::table(&desired);
-        let listed = self.held.is_none();
-        let mut held = match self.held.take() {
-            Some(t) => t,
-            None => match install::list_routes(&ctx.dp, vni).await {
-                Ok(t) => t,
-                // The VNI's first interface is not created yet: nothing to report, try again.
-                Err(e) if e.is(Se::NoVni) => return false,
-                Err(e) => {
-                    tracing::debug!(error = %crate::error_chain(&e), "cannot list routes");
-                    let mut report = self.report.clone().unwrap_or_default();
-                    report.last_error = Some(crate::error_chain(&e));
-                    self.send_report(report);
-                    return false;
-                }
-            },
-        };
-        let peers = &self.peers;
-        let own_complete = self.own.complete;
-        let plan = table::plan(&want, &held, |hop| {
-            own_complete && peers.get(&hop.0).is_none_or(|p| p.learned.complete)
-        });
-        for (p, hop) in plan.delete.iter().filter(|(p, _)| !want.contains_key(p)) {
-            // Listed: what dpservice held that nobody provides (a previous life's route), worth
-            // an operator's eye; otherwise an ordinary withdrawal.
-            if listed {
-                tracing::info!(prefix = %p, next_hop = %hop.1, next_hop_vni = hop.0, "removing stale route");
-            } else {
-                tracing::debug!(prefix = %p, next_hop = %hop.1, next_hop_vni = hop.0, "removing withdrawn route");
-            }
-        }
-        if !plan.is_empty() {
-            tracing::debug!(
-                create = plan.create.len(),
-                delete = plan.delete.len(),
-                kept = plan.kept,
-                "route table pass"
-            );
-        }
-        let failed = install::apply_plan(&ctx.dp, &ctx.metrics, vni, &plan, &mut held).await;
-        for (p, e) in &failed {
-            tracing::warn!(prefix = %p, error = %crate::error_chain(e), "cannot write route");
-        }
-        if listed {
-            // What dpservice really holds: stale neighbour NATs of a previous life go too.
-            match install::list_neighbor_nats(&ctx.dp, vni).await {
-                Ok(n) => self.nats_installed = n,
-                Err(e) => {
-                    tracing::debug!(error = %crate::error_chain(&e), "cannot list neighbour NATs")
-                }
-            }
-        }
-        let nats = install::sync_nats(
-            &ctx.dp,
-            &ctx.metrics,
-            vni,
-            &self.own.nats,
-            &mut self.nats_installed,
-            own_complete,
-        )
-        .await;
-        if let Some(e) = &nats.last {
-            tracing::warn!(error = %crate::error_chain(e), "cannot write neighbour NAT");
-        }
-        let mut lb = install::Failures::default();
-        let mut lb_installed = 0;
-        for (vip, id) in &self.local_lbs {
-            let (n, f) = install::sync_lb_targets(
-                &ctx.dp,
-                &ctx.metrics,
-                id,
-                self.own.lb_targets.get(vip),
-                ctx.prefer_network,
-                own_complete,
-            )
-            .await;
-            lb_installed += n;
-            lb.merge(f);
-        }
-        let report = self.build_report(&desired, &held, &failed, &nats, &lb, lb_installed);
-        let ok = failed.is_empty() && nats.count == 0 && lb.count == 0;
-        // After a failure the table is listed again: a write that timed out may have happened.
-        self.held = ok.then_some(held);
-        self.send_report(report);
-        ok
-    }
-
-    fn build_report(
-        &self,
-        desired: &table::Desired,
-        held: &Table,
-        failed: &BTreeMap<IpNet, crate::dataplane::client::DpError>,
-        nats: &install::Failures,
-        lb: &install::Failures,
-        lb_installed: usize,
-    ) -> NetworkReport {
-        let mut standard = Counts {
-            learned: self
-                .own
-                .standard
-                .keys()
-                .filter(|p| p.prefix_len() > 0)
-                .count(),
-            ..Default::default()
-        };
-        let mut peered = Counts::default();
-        let mut per_peer: BTreeMap<u32, (usize, usize, Option<String>)> = BTreeMap::new();
-        for (p, (hop, origin)) in desired {
-            let installed = held.get(p) == Some(hop);
-            let failure = failed.get(p).map(|e| crate::error_chain(e));
-            match origin {
-                Origin::Own => {
-                    standard.installed += usize::from(installed);
-                    standard.failed += usize::from(failure.is_some());
-                }
-                Origin::Default => {}
-                Origin::Peer(v) => {
-                    peered.learned += 1;
-                    peered.installed += usize::from(installed);
-                    peered.failed += usize::from(failure.is_some());
-                    let e = per_peer.entry(*v).or_default();
-                    e.0 += usize::from(installed);
-                    e.1 += usize::from(failure.is_some());
-                    if failure.is_some() {
-                        e.2 = failure;
-                    }
-                }
-            }
-        }
-        let exports = self
-            .peers
-            .iter()
-            .map(|(v, p)| {
-                let (installed, failures, error) = per_peer.remove(v).unwrap_or_default();
-                let phase = if failures > 0 {
-                    PeerPhase::Error
-                } else if !p.learned.complete {
-                    PeerPhase::Pending
-                } else {
-                    PeerPhase::Ready
-                };
-                (
-                    *v,
-                    PeerReport {
-                        phase,
-                        installed,
-                        error,
-                    },
-                )
-            })
-            .collect();
-        let subscription = if self.args.ctx.announcer.client().is_none() {
-            Subscription::NoRouteServers
-        } else if self.own.complete {
-            Subscription::Complete
-        } else {
-            Subscription::Waiting
-        };
-        let last_error = failed
-            .values()
-            .next_back()
-            .or(nats.last.as_ref())
-            .or(lb.last.as_ref())
-            .map(|e| crate::error_chain(e));
-        NetworkReport {
-            subscription,
-            standard,
-            nat: Counts {
-                learned: self.own.nats.len(),
-                installed: self.nats_installed.len(),
-                failed: nats.count,
-            },
-            lb_targets: Counts {
-                learned: self.own.lb_target_count(),
-                installed: lb_installed,
-                failed: lb.count,
-            },
-            peered,
-            router: self.args.router,
-            last_error,
-            exports,
-        }
     }
 
     fn send_report(&mut self, report: NetworkReport) {

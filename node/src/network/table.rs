@@ -221,6 +221,43 @@ pub fn desired(s: &Sources<'_>) -> Desired {
     t
 }
 
+/// What the table should hold for one prefix: the same answer as [`desired`]`.get(p)`, at the
+/// cost of one prefix, so that a pass after a few route changes touches only those.
+pub fn desired_one(s: &Sources<'_>, p: &IpNet) -> Option<(Hop, Origin)> {
+    if is_default(p) {
+        let router = s.router?;
+        let wanted = matches!(p, IpNet::V4(_)) || s.ipv6;
+        return wanted.then_some(((s.vni, router), Origin::Default));
+    }
+    if let Some(nh) = s.own.standard.get(p).and_then(|hops| hops.first()) {
+        return Some((hop_of(s.vni, nh), Origin::Own));
+    }
+    let mut exports = s.exports.clone();
+    exports.sort_by_key(|e| e.vni);
+    for e in exports.iter().filter(|e| e.vni != s.vni) {
+        if !exported(e.filter, p) {
+            continue;
+        }
+        let local = e
+            .local
+            .iter()
+            .filter(|r| r.destination == *p)
+            .map(|r| hop_of(e.vni, &r.next_hop))
+            .min();
+        let learned = || {
+            e.learned
+                .standard
+                .get(p)
+                .and_then(|hops| hops.first())
+                .map(|nh| hop_of(e.vni, nh))
+        };
+        if let Some(hop) = local.or_else(learned) {
+            return Some((hop, Origin::Peer(e.vni)));
+        }
+    }
+    None
+}
+
 /// The plain table of a desired one.
 pub fn table(d: &Desired) -> Table {
     d.iter().map(|(p, (hop, _))| (*p, *hop)).collect()

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
@@ -222,6 +222,17 @@ proptest! {
         };
         let d = desired(&s);
         let want = table(&d);
+        // The one-prefix answer agrees with the whole table, for every prefix in play.
+        let mut prefixes: BTreeSet<IpNet> = d.keys().copied().collect();
+        prefixes.extend(own_l.standard.keys());
+        prefixes.extend(peer_l.standard.keys());
+        prefixes.extend(local.iter().map(|r| r.destination));
+        prefixes.extend(actual.keys());
+        prefixes.insert(IpNet::V4(Ipv4Net::default()));
+        prefixes.insert(IpNet::V6(Ipv6Net::default()));
+        for p in &prefixes {
+            prop_assert_eq!(desired_one(&s, p), d.get(p).copied(), "prefix {}", p);
+        }
         let may_remove = |h: &Hop| own_l.complete && (h.0 != 8 || peer_l.complete);
         let p = plan(&want, &actual, may_remove);
         let mut after = actual.clone();
