@@ -4,8 +4,9 @@
 //! - [`frame`]: the sans-IO frame codec of the route protocol;
 //! - with the `grpc` feature (default): `dpservice` (the dpservice gRPC API, package
 //!   `dpdkironcore.v1`, client and server) with `dpservice_status` (its status codes and reply
-//!   accessor), `dataplane_status` (ferrinet-dataplane's status service) and `node` (the node
-//!   admin API, package `ferrinet.node.v1`).
+//!   accessor), `dataplane_status` (ferrinet-dataplane's status service), `node` (the node
+//!   admin API, package `ferrinet.node.v1`) and `api` (the region API and the node sync service,
+//!   package `ferrinet.api.v1`).
 
 #[cfg(feature = "grpc")]
 pub mod dpservice_status;
@@ -44,5 +45,15 @@ pub mod node {
     pub mod v1 {
         #![allow(clippy::all, missing_docs)]
         include!(concat!(env!("OUT_DIR"), "/ferrinet.node.v1.rs"));
+    }
+}
+
+/// The region API and the node sync service (package `ferrinet.api.v1`).
+#[cfg(feature = "grpc")]
+pub mod api {
+    /// Version 1 of the region API.
+    pub mod v1 {
+        #![allow(clippy::all, missing_docs)]
+        include!(concat!(env!("OUT_DIR"), "/ferrinet.api.v1.rs"));
     }
 }
