@@ -13,7 +13,10 @@
 //! they lead cannot hand out one value twice; with a leader campaign the writes are also fenced.
 //! At start the actor rebuilds its state from one listing of the store.
 
+mod nat;
 pub mod records;
+
+pub use nat::gateway_owner;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,8 +24,9 @@ use std::net::IpAddr;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::ipam::{
-    AddressError, IpAllocator, IpFamily, NetworkSubnets, PublicIpError, PublicIpPool, PublicRanges,
-    SpecErrors, SubnetSpec, VniAllocator, VniError, VniRange,
+    AddressError, IpAllocator, IpFamily, NatError, NatPorts, NatSlice, NatStatus, NetworkSubnets,
+    PortsPerInterface, PublicIpError, PublicIpPool, PublicRanges, SpecErrors, SubnetSpec,
+    VniAllocator, VniError, VniRange,
 };
 use crate::store::{Expect, Fence, Store, StoreError, Txn};
 use records::Allocation;
@@ -39,6 +43,12 @@ pub enum AllocError {
     /// Public pool rules.
     #[error(transparent)]
     Public(#[from] PublicIpError),
+    /// NAT slice rules.
+    #[error(transparent)]
+    Nat(#[from] NatError),
+    /// A NAT gateway not defined here yet.
+    #[error("NAT gateway {0}: not defined")]
+    UnknownNatGateway(String),
     /// A network's subnets are invalid.
     #[error("subnets: {0}")]
     Subnets(SpecErrors),
@@ -79,6 +89,16 @@ pub enum AllocatorMsg {
     PublicIp(String, IpRequest, Reply<IpAddr>),
     /// Releases every public address of `owner`.
     ReleasePublicIps(String, Reply<Vec<IpAddr>>),
+    /// Defines (or resizes) NAT gateway `namespace/name` with its slice size.
+    NatGateway(String, PortsPerInterface, Reply<NatStatus>),
+    /// A NAT slice of a gateway for `owner` (an interface).
+    NatSlice(String, String, Reply<NatSlice>),
+    /// Releases `owner`'s slice of a gateway.
+    ReleaseNatSlice(String, String, Reply<Option<NatSlice>>),
+    /// Removes a gateway: its slices and public addresses.
+    ReleaseNatGateway(String, Reply<Vec<IpAddr>>),
+    /// How full a gateway is.
+    NatStatus(String, RpcReplyPort<Option<NatStatus>>),
     /// Every stored allocation, for status and tests.
     List(RpcReplyPort<Vec<Allocation>>),
 }
@@ -106,6 +126,10 @@ pub struct AllocatorState {
     networks: BTreeMap<String, IpAllocator<String>>,
     /// Stored addresses of networks whose subnets are not defined (yet): taken back when they are.
     pending: BTreeMap<String, Vec<(String, IpAddr)>>,
+    /// NAT gateways: `namespace/name` -> slices.
+    nat: BTreeMap<String, NatPorts<String>>,
+    /// Stored slices of gateways not defined (yet).
+    pending_nat: BTreeMap<String, Vec<nat::StoredSlice>>,
 }
 
 /// The allocator actor.
@@ -124,6 +148,7 @@ impl Actor for AllocatorActor {
     ) -> Result<AllocatorState, ActorProcessingErr> {
         let listing = args.store.list(records::PREFIX).await?;
         let (mut vnis, mut ips, mut public) = (Vec::new(), BTreeMap::new(), Vec::new());
+        let mut pending_nat: BTreeMap<String, Vec<nat::StoredSlice>> = BTreeMap::new();
         for kv in &listing.items {
             match records::parse(&kv.key, &kv.value) {
                 Ok(Allocation::Vni { vni, owner }) => vnis.push((owner, vni)),
@@ -136,6 +161,15 @@ impl Actor for AllocatorActor {
                     .or_insert_with(Vec::new)
                     .push((owner, address)),
                 Ok(Allocation::Public { address, owner }) => public.push((owner, address)),
+                Ok(Allocation::Nat {
+                    gateway,
+                    address,
+                    port,
+                    owner,
+                }) => pending_nat
+                    .entry(gateway)
+                    .or_default()
+                    .push((owner, address, port)),
                 // Kept in the store (the key stays taken), shown to the operator.
                 Err(e) => tracing::error!(error = %e, "ignoring a stored allocation"),
             }
@@ -160,6 +194,8 @@ impl Actor for AllocatorActor {
             public,
             networks: BTreeMap::new(),
             pending: ips,
+            nat: BTreeMap::new(),
+            pending_nat,
         })
     }
 
@@ -190,6 +226,21 @@ impl Actor for AllocatorActor {
             }
             AllocatorMsg::ReleasePublicIps(owner, reply) => {
                 let _ = reply.send(st.release_public(&owner).await);
+            }
+            AllocatorMsg::NatGateway(gateway, size, reply) => {
+                let _ = reply.send(st.nat_gateway(gateway, size).await);
+            }
+            AllocatorMsg::NatSlice(gateway, owner, reply) => {
+                let _ = reply.send(st.nat_slice(&gateway, owner).await);
+            }
+            AllocatorMsg::ReleaseNatSlice(gateway, owner, reply) => {
+                let _ = reply.send(st.release_nat_slice(&gateway, &owner).await);
+            }
+            AllocatorMsg::ReleaseNatGateway(gateway, reply) => {
+                let _ = reply.send(st.release_nat_gateway(&gateway).await);
+            }
+            AllocatorMsg::NatStatus(gateway, reply) => {
+                let _ = reply.send(st.nat_status(&gateway));
             }
             AllocatorMsg::List(reply) => {
                 let _ = reply.send(st.list());
@@ -396,6 +447,22 @@ impl AllocatorState {
             address: ip,
             owner: o.clone(),
         }));
+        for (gateway, p) in &self.nat {
+            v.extend(p.assignments().map(|(o, s)| Allocation::Nat {
+                gateway: gateway.clone(),
+                address: s.ip,
+                port: s.port,
+                owner: o.clone(),
+            }));
+        }
+        for (gateway, p) in &self.pending_nat {
+            v.extend(p.iter().map(|(o, ip, port)| Allocation::Nat {
+                gateway: gateway.clone(),
+                address: *ip,
+                port: *port,
+                owner: o.clone(),
+            }));
+        }
         v
     }
 }

@@ -6,7 +6,11 @@
 //! /ferrinet/v1/alloc/vni/<vni>                   -> owner (a network)
 //! /ferrinet/v1/alloc/ip/<namespace>/<network>/<ip> -> owner (an interface, a load balancer)
 //! /ferrinet/v1/alloc/public/<ip>                 -> owner (a virtual IP, a NAT gateway ...)
+//! /ferrinet/v1/alloc/nat/<namespace>/<gateway>/<ip>/<port> -> owner (an interface)
 //! ```
+//!
+//! A NAT slice's key names its address and first port; its end follows from the gateway's
+//! slice size, which the gateway's spec holds (slices are aligned, so a key checks on its own).
 //!
 //! Values are prost-encoded [`AllocationRecord`]s.
 
@@ -38,6 +42,13 @@ pub enum Allocation {
     },
     /// A public address.
     Public { address: IpAddr, owner: String },
+    /// A NAT port slice of gateway `namespace/name` starting at `port` on `address`.
+    Nat {
+        gateway: String,
+        address: std::net::Ipv4Addr,
+        port: u16,
+        owner: String,
+    },
 }
 
 /// A stored key or value that is not an allocation record: named, so an operator can remove it.
@@ -63,6 +74,11 @@ pub fn ip_key(network: &str, address: IpAddr) -> String {
 /// The key of a public address.
 pub fn public_key(address: IpAddr) -> String {
     format!("{PREFIX}public/{address}")
+}
+
+/// The key of the NAT slice of gateway `gateway` (`namespace/name`) starting at `port` on `ip`.
+pub fn nat_key(gateway: &str, ip: std::net::Ipv4Addr, port: u16) -> String {
+    format!("{PREFIX}nat/{gateway}/{ip}/{port}")
 }
 
 /// The value of an allocation held by `owner`.
@@ -107,6 +123,16 @@ pub fn parse(key: &str, value: &[u8]) -> Result<Allocation, RecordError> {
             address: address(a)?,
             owner,
         }),
+        ["nat", ns, name, a, port] => Ok(Allocation::Nat {
+            gateway: format!("{ns}/{name}"),
+            address: a
+                .parse()
+                .map_err(|_| bad(&format!("{a:?} is not an IPv4 address")))?,
+            port: port
+                .parse()
+                .map_err(|_| bad(&format!("{port:?} is not a port")))?,
+            owner,
+        }),
         _ => Err(bad("unknown kind of allocation")),
     }
 }
@@ -141,12 +167,22 @@ mod tests {
                     owner: "t1/vip".into(),
                 },
             ),
+            (
+                nat_key("t1/gw", "203.0.113.1".parse().expect("v4"), 3072),
+                Allocation::Nat {
+                    gateway: "t1/gw".into(),
+                    address: "203.0.113.1".parse().expect("v4"),
+                    port: 3072,
+                    owner: "t1/web-1".into(),
+                },
+            ),
         ];
         for (key, want) in cases {
             let owner = match &want {
                 Allocation::Vni { owner, .. }
                 | Allocation::Ip { owner, .. }
-                | Allocation::Public { owner, .. } => owner.clone(),
+                | Allocation::Public { owner, .. }
+                | Allocation::Nat { owner, .. } => owner.clone(),
             };
             assert_eq!(parse(&key, &value(&owner)), Ok(want));
         }
@@ -162,5 +198,6 @@ mod tests {
         assert!(parse(&vni_key(1), &[0xff, 0xff]).is_err());
         assert!(parse(&vni_key(1), &value("")).is_err());
         assert!(parse("/ferrinet/v1/alloc/nat/1", &value("o")).is_err());
+        assert!(parse("/ferrinet/v1/alloc/nat/t/gw/fd00::1/1024", &value("o")).is_err());
     }
 }

@@ -240,3 +240,66 @@ async fn bad_subnets_are_refused_naming_the_field() {
     let e = r.expect_err("gateway outside");
     assert!(e.to_string().contains("gateway"), "{e}");
 }
+
+#[tokio::test]
+async fn nat_slices_take_public_addresses_as_needed_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).await;
+    let a = start(&s).await;
+    // 32768 ports per interface: one slice per address.
+    let size = PortsPerInterface::new(32768).expect("size");
+    let gw = "t1/gw".to_string();
+    let undefined = call(&a, |r| AllocatorMsg::NatSlice(gw.clone(), "t1/a".into(), r)).await;
+    assert!(matches!(undefined, Err(AllocError::UnknownNatGateway(_))));
+    call(&a, |r| AllocatorMsg::NatGateway(gw.clone(), size, r))
+        .await
+        .expect("gateway");
+    let first = call(&a, |r| AllocatorMsg::NatSlice(gw.clone(), "t1/a".into(), r))
+        .await
+        .expect("slice");
+    let again = call(&a, |r| AllocatorMsg::NatSlice(gw.clone(), "t1/a".into(), r))
+        .await
+        .expect("same slice");
+    assert_eq!(first, again);
+    let second = call(&a, |r| AllocatorMsg::NatSlice(gw.clone(), "t1/b".into(), r))
+        .await
+        .expect("second slice on a second address");
+    assert_ne!(first.ip, second.ip);
+    let status = call(&a, |r| AllocatorMsg::NatStatus(gw.clone(), r))
+        .await
+        .expect("status");
+    assert_eq!((status.public_ips, status.slices_used), (2, 2));
+    a.stop(None);
+
+    // After a restart the slices and the gateway's addresses are still taken.
+    let b = start(&s).await;
+    call(&b, |r| AllocatorMsg::NatGateway(gw.clone(), size, r))
+        .await
+        .expect("gateway");
+    let kept = call(&b, |r| AllocatorMsg::NatSlice(gw.clone(), "t1/a".into(), r))
+        .await
+        .expect("kept");
+    assert_eq!(kept, first);
+    let other = call(&b, |r| {
+        AllocatorMsg::PublicIp("t1/vip".into(), IpRequest::Family(IpFamily::V4), r)
+    })
+    .await
+    .expect("a public address");
+    let gateway_ips = [IpAddr::V4(first.ip), IpAddr::V4(second.ip)];
+    assert!(!gateway_ips.contains(&other), "{other} is the gateway's");
+    let released = call(&b, |r| {
+        AllocatorMsg::ReleaseNatSlice(gw.clone(), "t1/b".into(), r)
+    })
+    .await
+    .expect("release");
+    assert_eq!(released, Some(second));
+    let ips = call(&b, |r| AllocatorMsg::ReleaseNatGateway(gw.clone(), r))
+        .await
+        .expect("release gateway");
+    assert_eq!(ips.len(), 2);
+    let vip = call(&b, |r| {
+        AllocatorMsg::PublicIp("t1/vip2".into(), IpRequest::Fixed(gateway_ips[0]), r)
+    })
+    .await;
+    assert_eq!(vip.expect("back in the pool"), gateway_ips[0]);
+}
