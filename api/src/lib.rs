@@ -8,8 +8,14 @@
 //! them.
 
 pub mod allocator;
+pub mod config;
+pub mod daemon;
+pub mod dns;
 pub mod ipam;
 pub mod peering;
 pub mod policy;
+pub mod realize;
+pub mod resources;
 pub mod selector;
+pub mod service;
 pub mod store;

@@ -14,9 +14,10 @@ use crate::store::Expect;
 use super::records;
 use super::{AllocError, AllocatorState};
 
-/// The owner of a gateway's public addresses in the public pool.
+/// The owner of a gateway's public addresses in the public pool (`natgateways/<ns>/<name>`, as
+/// the region names owners by kind).
 pub fn gateway_owner(gateway: &str) -> String {
-    format!("natgateway/{gateway}")
+    format!("natgateways/{gateway}")
 }
 
 /// A slice read from the store: (owner, address, first port).
