@@ -107,6 +107,20 @@ impl Shared {
         })
     }
 
+    /// The role of a user of the region API: nodes have none there (they use NodeSync).
+    fn user_role<T>(&self, req: &Request<T>) -> Result<Role, Status> {
+        match self.role(req)? {
+            Role::Node(name) => {
+                self.denied.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(node = %name, "region API call by a node refused");
+                Err(Status::permission_denied(format!(
+                    "{name} (node) may not use the region API: nodes use NodeSync"
+                )))
+            }
+            role => Ok(role),
+        }
+    }
+
     fn writer(&self) -> Result<ActorRef<RegionMsg>, Status> {
         self.writer.borrow().clone().ok_or_else(|| {
             Status::from(ApiError::Unavailable {
@@ -203,7 +217,7 @@ impl RegionApi for RegionApiService {
         let kind = pb::Kind::try_from(r.kind).unwrap_or(pb::Kind::Unspecified);
         let ns = r.namespace.as_str();
         let role = if ns.is_empty() {
-            s.role(&req)?
+            s.user_role(&req)?
         } else {
             s.authorize(&req, Operation::Read(kind, ns))?
         };
@@ -274,7 +288,7 @@ impl RegionApi for RegionApiService {
         let r = req.get_ref().clone();
         let kind = pb::Kind::try_from(r.kind).unwrap_or(pb::Kind::Unspecified);
         let role = if r.namespace.is_empty() {
-            s.role(&req)?
+            s.user_role(&req)?
         } else {
             s.authorize(&req, Operation::Read(kind, &r.namespace))?
         };
