@@ -47,11 +47,9 @@ async fn every_role_gets_exactly_its_share() {
         .map(String::from)
         .to_vec();
     ferrinet_region::certs::write_pki(&pki, &[], &names, false).unwrap();
-    let extra = format!(
-        "[access]\nadmins = [\"admin\"]\nnodes = [\"node-*\"]\n\
-         [[access.tenants]]\nidentity = \"alice\"\nnamespaces = [\"t1\"]\n"
-    );
-    let mut s = settings(dir.path(), &extra);
+    let extra = "[access]\nadmins = [\"admin\"]\nnodes = [\"node-*\"]\n\
+         [[access.tenants]]\nidentity = \"alice\"\nnamespaces = [\"t1\"]\n";
+    let mut s = settings(dir.path(), extra);
     s.tls = Some((
         pki.join("ca.pem"),
         pki.join("server.pem"),
