@@ -5,6 +5,7 @@
 //! [`Settings`], what the daemon runs with. Relative paths are resolved against the config file's
 //! directory.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +84,8 @@ pub struct Config {
     pub reconcile: ReconcileSection,
     /// `[http]`.
     pub http: HttpSection,
+    /// `[region_api]`.
+    pub region_api: RegionApiSection,
     /// `[log]`.
     pub log: LogSection,
 }
@@ -100,6 +103,7 @@ impl Default for Config {
             routes: RoutesSection::default(),
             reconcile: ReconcileSection::default(),
             http: HttpSection::default(),
+            region_api: RegionApiSection::default(),
             log: LogSection::default(),
         }
     }
@@ -267,6 +271,46 @@ impl Default for HttpSection {
     }
 }
 
+/// `[region_api]`: the region API's NodeSync service, which places objects on this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionApiSection {
+    /// `HOST:PORT`; empty (default) turns the region sync off.
+    pub address: String,
+    /// Region CA (PEM); with `cert` and `key`: mutual TLS. All three unset: plaintext.
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (PEM); its identity must be the node name.
+    pub cert: Option<PathBuf>,
+    /// This node's key (PEM).
+    pub key: Option<PathBuf>,
+    /// The name the region API's certificate carries; default: the host part of `address`.
+    pub server_name: String,
+    /// This node's underlay IPv6 prefix; default: the embedded dataplane's underlay.
+    pub underlay_prefix: String,
+    /// Labels the region schedules by.
+    pub labels: BTreeMap<String, String>,
+    /// Lease renewal interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// How often changed statuses are sent (batched), milliseconds.
+    pub status_interval_ms: u64,
+}
+
+impl Default for RegionApiSection {
+    fn default() -> Self {
+        Self {
+            address: String::new(),
+            ca: None,
+            cert: None,
+            key: None,
+            server_name: String::new(),
+            underlay_prefix: String::new(),
+            labels: BTreeMap::new(),
+            heartbeat_ms: 2000,
+            status_interval_ms: 200,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -322,6 +366,25 @@ pub struct RouteTls {
     pub server_name: Option<String>,
 }
 
+/// The validated `[region_api]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionApi {
+    /// `HOST:PORT`.
+    pub address: String,
+    /// `(ca, cert, key)`; `None`: plaintext.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// The name the server's certificate carries.
+    pub server_name: String,
+    /// This node's underlay prefix, registered with the region.
+    pub underlay_prefix: Ipv6Net,
+    /// Registered labels.
+    pub labels: BTreeMap<String, String>,
+    /// Lease renewal interval.
+    pub heartbeat: Duration,
+    /// Status batching interval.
+    pub status_interval: Duration,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -363,6 +426,8 @@ pub struct Settings {
     pub backoff: (Duration, Duration),
     /// HTTP listener.
     pub http: Option<SocketAddr>,
+    /// The region API; `None`: objects come only through the admin API.
+    pub region_api: Option<RegionApi>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -415,6 +480,9 @@ impl Config {
                 cfg.routes.ca.as_mut(),
                 cfg.routes.cert.as_mut(),
                 cfg.routes.key.as_mut(),
+                cfg.region_api.ca.as_mut(),
+                cfg.region_api.cert.as_mut(),
+                cfg.region_api.key.as_mut(),
             ]
             .into_iter()
             .flatten()
@@ -607,6 +675,7 @@ impl Config {
                 "need 0 < backoff_min_ms <= backoff_max_ms",
             ));
         }
+        let region_api = self.region_api.validate(&dataplane)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
@@ -636,9 +705,93 @@ impl Config {
                 Duration::from_millis(c.backoff_max_ms),
             ),
             http: listen("http.listen", &self.http.listen)?,
+            region_api,
             log_format: self.log.format,
             log_level: self.log.level.clone(),
         })
+    }
+}
+
+impl RegionApiSection {
+    fn validate(&self, dataplane: &DataplaneTarget) -> Result<Option<RegionApi>, ConfigError> {
+        let address = self.address.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        let host = match address.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                h.trim_start_matches('[').trim_end_matches(']')
+            }
+            _ => {
+                return Err(invalid(
+                    "region_api.address",
+                    format!("{address:?} is not HOST:PORT"),
+                ));
+            }
+        };
+        let tls = match (&self.ca, &self.cert, &self.key) {
+            (None, None, None) => None,
+            (Some(ca), Some(cert), Some(key)) => Some((ca.clone(), cert.clone(), key.clone())),
+            (ca, cert, _) => {
+                let missing = [("region_api.ca", ca), ("region_api.cert", cert)]
+                    .into_iter()
+                    .find(|(_, v)| v.is_none())
+                    .map_or("region_api.key", |(k, _)| k);
+                return Err(invalid(
+                    missing,
+                    "region_api.ca, region_api.cert and region_api.key go together",
+                ));
+            }
+        };
+        let underlay_prefix = match (self.underlay_prefix.trim(), dataplane) {
+            ("", DataplaneTarget::Embedded { underlay }) => *underlay,
+            ("", DataplaneTarget::Remote(_)) => {
+                return Err(invalid(
+                    "region_api.underlay_prefix",
+                    "required with a remote dataplane (this node's underlay IPv6 prefix)",
+                ));
+            }
+            (p, _) => p
+                .parse::<Ipv6Net>()
+                .map_err(|_| {
+                    invalid(
+                        "region_api.underlay_prefix",
+                        format!("{p:?} is not an IPv6 prefix like \"fc00:1::/64\""),
+                    )
+                })?
+                .trunc(),
+        };
+        if let Some(k) = self.labels.keys().find(|k| k.trim().is_empty()) {
+            return Err(invalid(
+                &format!("region_api.labels.{k:?}"),
+                "label keys must not be empty",
+            ));
+        }
+        if !(100..=600_000).contains(&self.heartbeat_ms) {
+            return Err(invalid(
+                "region_api.heartbeat_ms",
+                format!("{} is outside 100..=600000", self.heartbeat_ms),
+            ));
+        }
+        if !(10..=60_000).contains(&self.status_interval_ms) {
+            return Err(invalid(
+                "region_api.status_interval_ms",
+                format!("{} is outside 10..=60000", self.status_interval_ms),
+            ));
+        }
+        let server_name = match self.server_name.trim() {
+            "" => host.to_string(),
+            n => n.to_string(),
+        };
+        Ok(Some(RegionApi {
+            address: address.to_string(),
+            tls,
+            server_name,
+            underlay_prefix,
+            labels: self.labels.clone(),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            status_interval: Duration::from_millis(self.status_interval_ms),
+        }))
     }
 }
 
@@ -671,6 +824,14 @@ mod tests {
         let s = parse("[dataplane]\naddress = \"embedded\"").unwrap();
         assert!(matches!(s.vf.mode, VfMode::Tap { count: 126 }));
         parse(include_str!("../../config/node.toml")).unwrap();
+        assert_eq!(parse("").unwrap().region_api, None);
+        let s =
+            parse("[dataplane]\naddress = \"embedded\"\n[region_api]\naddress = \"[::1]:4730\"")
+                .unwrap();
+        let r = s.region_api.unwrap();
+        assert_eq!((r.server_name.as_str(), r.tls), ("::1", None));
+        assert_eq!(r.underlay_prefix, "fc00:1::/64".parse().unwrap());
+        assert_eq!(r.heartbeat, Duration::from_millis(2000));
     }
 
     #[test]
@@ -703,6 +864,21 @@ mod tests {
         );
         assert_eq!(bad_key("[admin]\nca = \"ca.pem\""), "admin.ca");
         assert_eq!(bad_key("[log]\nlevel = \"=[\""), "log.level");
+        let region = |extra: &str| bad_key(&format!("[region_api]\naddress = \"r:4730\"\n{extra}"));
+        assert_eq!(region(""), "region_api.underlay_prefix");
+        assert_eq!(
+            region("underlay_prefix = \"x\""),
+            "region_api.underlay_prefix"
+        );
+        assert_eq!(region("cert = \"n.pem\""), "region_api.ca");
+        assert_eq!(
+            region("underlay_prefix = \"fc00::/64\"\nheartbeat_ms = 1"),
+            "region_api.heartbeat_ms"
+        );
+        assert_eq!(
+            bad_key("[region_api]\naddress = \"r\""),
+            "region_api.address"
+        );
         assert!(matches!(parse("bogus = 1"), Err(ConfigError::Parse { .. })));
         assert!(matches!(
             parse("[dataplane]\nadress = \"x\""),

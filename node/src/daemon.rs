@@ -8,6 +8,7 @@
 //!  vf::discover + claims --> VfPool --> ApiActor
 //!  route client (optional) --> Announcer --> object actors
 //!  admin gRPC (unix, tcp) --> ApiActor;  HTTP --> metrics, dataplane state, synced
+//!  region sync (optional, once synced) --> ApiActor;  NodeSync (gRPC) --> region API
 //! ```
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use crate::dataplane::embedded::{self, Embedded};
 use crate::dataplane::{DataplaneActor, DataplaneArgs, DataplaneMsg, DataplaneState, Health};
 use crate::metrics::Metrics;
 use crate::reconcile::Shared;
+use crate::region::{Region, RegionArgs, RegionError};
 use crate::server::{self, AdminListeners};
 use crate::spec;
 use crate::store::Store;
@@ -63,6 +65,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The region sync.
+    #[error("region API")]
+    Region(#[from] RegionError),
     /// An actor.
     #[error("cannot start the {0} actor")]
     Actor(&'static str, #[source] ractor::SpawnErr),
@@ -88,6 +93,8 @@ pub struct Node {
     pub route_client: Option<ClientHandle>,
     /// The dataplane's gRPC address.
     pub dataplane_address: String,
+    /// The region sync, if `[region_api]` is configured.
+    pub region: Option<Region>,
     dataplane_actor: ActorRef<DataplaneMsg>,
     writer: crate::store::Writer,
     stop: broadcast::Sender<()>,
@@ -182,6 +189,7 @@ impl Node {
         let dp = Dp::new(&address, s.call_timeout, metrics.clone())?;
         let vfs = vf::discover(&s.vf)?;
         let (pool, unrestored) = VfPool::new(vfs, loaded.claims);
+        let vf_capacity = u32::try_from(pool.total()).unwrap_or(u32::MAX);
         for u in &unrestored {
             tracing::warn!(owner = %u.owner, vf = %u.vf_id, reason = %u.reason, "VF claim not restored");
         }
@@ -302,6 +310,21 @@ impl Node {
                 }
             }));
         }
+        // Started now, it talks to the region only once the node is synced.
+        let region = match &s.region_api {
+            Some(config) => Some(
+                Region::start(RegionArgs {
+                    config: config.clone(),
+                    node_name: s.node_name.clone(),
+                    vf_capacity,
+                    api: api.clone(),
+                    node_synced: synced.clone(),
+                    backoff: s.backoff,
+                })
+                .await?,
+            ),
+            None => None,
+        };
         tracing::info!(
             node = %s.node_name,
             dataplane = %address,
@@ -309,6 +332,7 @@ impl Node {
             admin_tcp = ?admin_tcp,
             http = ?http,
             route_servers = s.route_servers.len(),
+            region_api = s.region_api.as_ref().map(|r| r.address.as_str()),
             "node started"
         );
         Ok(Self {
@@ -321,6 +345,7 @@ impl Node {
             http,
             route_client,
             dataplane_address: address,
+            region,
             dataplane_actor,
             writer,
             stop,
@@ -337,6 +362,10 @@ impl Node {
     /// Stops the listeners, the actors and the route client (whose servers then withdraw this
     /// node's routes).
     pub async fn shutdown(self) {
+        // First, so that nothing placed is applied while the rest stops.
+        if let Some(r) = self.region {
+            r.stop().await;
+        }
         let _ = self.stop.send(());
         for t in self.tasks {
             t.abort();

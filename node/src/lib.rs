@@ -19,6 +19,7 @@ pub mod load_balancer;
 pub mod metrics;
 pub mod network;
 pub mod reconcile;
+pub mod region;
 pub mod server;
 pub mod spec;
 pub mod store;

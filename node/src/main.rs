@@ -39,6 +39,9 @@ struct Args {
     /// Speak metalbond v1 without TLS to the route servers.
     #[arg(long)]
     route_plaintext: bool,
+    /// The region API's HOST:PORT (replaces region_api.address; "" turns the region sync off).
+    #[arg(long, value_name = "ADDR")]
+    region_api: Option<String>,
     /// HTTP listener for /metrics, /healthz, /readyz ("" turns it off).
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
@@ -80,6 +83,9 @@ fn settings(a: &Args) -> anyhow::Result<Settings> {
     }
     if let Some(v) = &a.http {
         c.http.listen = v.clone();
+    }
+    if let Some(v) = &a.region_api {
+        c.region_api.address = v.clone();
     }
     Ok(c.validate()?)
 }
