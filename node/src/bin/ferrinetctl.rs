@@ -1,7 +1,11 @@
 //! `ferrinetctl`: the admin CLI of the node daemon (`ferrinet-node`).
 //!
-//! Only the command line and the dispatch are here; the logic is `ferrinet_node::ctl`.
+//! Only the command line and the dispatch are here; the logic is `ferrinet_node::ctl`. With
+//! `--api ADDR` (or `FERRINET_API`) the region API's command line
+//! (`ferrinet_node::ctl::region::cli`) is parsed instead of the node's.
 
+use std::ffi::OsString;
+use std::future::Future;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -14,11 +18,12 @@ use ferrinet_node::ctl::error::{EXIT_STATUS_HELP, exit};
 use ferrinet_node::ctl::flags::{self, NatFlag, PortFlag};
 use ferrinet_node::ctl::manifest::spec::LoadBalancerType;
 use ferrinet_node::ctl::manifest::{self, Entry, Source};
+use ferrinet_node::ctl::region;
 use ferrinet_node::ctl::{CtlError, DocFormat, GetFormat, Kind, WatchFormat};
 use ipnet::IpNet;
 
 const ABOUT: &str = "Admin CLI of the ferrinet node daemon: networks, interfaces and load \
-balancers of one hypervisor";
+balancers of one hypervisor (with --api ADDR: the region API, see --api ADDR --help)";
 
 const LONG_ABOUT: &str = "\
 Admin CLI of the ferrinet node daemon (ferrinet-node): create, inspect, change and watch the
@@ -35,6 +40,10 @@ kind Network | NetworkInterface | LoadBalancer, metadata {name, labels}, spec. W
 The node is reached over its Unix socket (--node unix:PATH, default unix:/run/ferrinet/node.sock)
 or over TCP (--node HOST:PORT): with --ca/--cert/--key over mutual TLS (the region PKI, as the
 node's admin.ca/cert/key), else in plaintext, which is for a trusted network only.
+
+With --api ADDR (or FERRINET_API, unless --node is given) every command goes to the region API
+(ferrinet-api) instead, with more kinds, namespaces (-n, -A), selectors (-l), describe and
+whoami: see `ferrinetctl --api ADDR --help`.
 
 Examples:
   ferrinetctl apply -f objects.yaml
@@ -308,17 +317,30 @@ struct DeleteArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
-    };
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let api_env = std::env::var_os(region::client::API_ENV);
+    if region::cli::selects_region_api(args.get(1..).unwrap_or_default(), api_env.as_deref()) {
+        return match region::cli::RegionCli::try_parse_from(&args) {
+            Ok(cli) => execute(region::cli::run(cli)),
+            Err(e) => usage_error(&e),
+        };
+    }
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => execute(run(cli)),
+        Err(e) => usage_error(&e),
+    }
+}
+
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() {
+        exit::USAGE
+    } else {
+        exit::OK
+    })
+}
+
+fn execute(command: impl Future<Output = Result<(), CtlError>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -329,7 +351,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
@@ -522,5 +544,6 @@ mod cli_ctl {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+        region::cli::RegionCli::command().debug_assert();
     }
 }

@@ -139,6 +139,20 @@ pub async fn connect_tls(
             "--node {node}: TLS (--ca/--cert/--key) is for a TCP address, not a Unix socket"
         )));
     };
+    Ok(NodeAdminClient::new(
+        tls_channel(uri, &node, timeout, tls).await?,
+    ))
+}
+
+/// A mutual-TLS channel to `uri` (`http://HOST:PORT`; the scheme only names the authority), for
+/// any gRPC client (the node's admin API, the region API). A failure to connect is
+/// [`CtlError::Unreachable`] naming `target`.
+pub async fn tls_channel(
+    uri: &str,
+    target: &str,
+    timeout: Duration,
+    tls: &TlsFiles,
+) -> Result<Channel, CtlError> {
     let config = ferrinet_route_client::tls::client_config_from_files(
         &tls.ca,
         Some(&tls.cert),
@@ -155,7 +169,7 @@ pub async fn connect_tls(
     let name = tls.server_name.clone().unwrap_or(host);
     let server_name = ferrinet_route_client::tls::server_name(&name)
         .map_err(|e| CtlError::Input(format!("--server-name: {e}")))?;
-    let channel = Endpoint::from_static("http://localhost")
+    Endpoint::from_static("http://localhost")
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -171,8 +185,7 @@ pub async fn connect_tls(
             }
         }))
         .await
-        .map_err(|e| CtlError::unreachable(&node, &e))?;
-    Ok(NodeAdminClient::new(channel))
+        .map_err(|e| CtlError::unreachable(target, &e))
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ Exit status:
   4  the object does not exist (NOT_FOUND), or `create` found it already there (ALREADY_EXISTS):
      `ferrinetctl: KIND/NAME: MESSAGE`
 Commands with several objects stop at the first failure; the lines printed before it say
-what was done.";
+what was done. With --api the same statuses describe the region API instead of the node.";
 
 /// Why a command failed; [`CtlError::exit_code`] is the process's exit status.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,14 @@ pub enum CtlError {
     Unreachable {
         /// The address as given.
         node: String,
+        /// What failed, with its causes.
+        cause: String,
+    },
+    /// The region API (`--api`) cannot be reached (exit 3).
+    #[error("cannot reach the region API at {api}: {cause}")]
+    ApiUnreachable {
+        /// The address as given.
+        api: String,
         /// What failed, with its causes.
         cause: String,
     },
@@ -93,7 +101,7 @@ impl CtlError {
         match self {
             CtlError::Input(_) | CtlError::Output(_) => exit::USAGE,
             CtlError::Refused { .. } => exit::REFUSED,
-            CtlError::Unreachable { .. } => exit::UNREACHABLE,
+            CtlError::Unreachable { .. } | CtlError::ApiUnreachable { .. } => exit::UNREACHABLE,
             CtlError::NotFound { .. } | CtlError::AlreadyExists { .. } => exit::NOT_FOUND,
         }
     }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod flags;
 pub mod manifest;
 pub mod output;
+pub mod region;
 
 pub use error::CtlError;
 
