@@ -1,7 +1,7 @@
-//! `ferrinet-dev`: the development setup in one process. A region route server with dev
-//! certificates (TLS, mutual authentication) and `--nodes` node daemons, each with its own
-//! embedded software dataplane, state directory and admin socket, all connected to the server.
-//! Prints the `ferrinetctl` commands to try, runs until Ctrl-C.
+//! `ferrinet-dev`: the development setup in one process. A region route server and the region
+//! API (embedded store, DNS) with dev certificates (TLS, mutual authentication), and `--nodes`
+//! node daemons, each with its own embedded software dataplane, state directory and admin
+//! socket, all connected to both. Prints the `ferrinetctl` commands to try, runs until Ctrl-C.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,16 @@ struct Args {
     /// Route server status page.
     #[arg(long, default_value = "127.0.0.1:4712")]
     http: String,
+    /// Region API (gRPC, mutual TLS).
+    #[arg(long, default_value = "[::1]:4730")]
+    api: String,
+    /// Region DNS server (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:4731")]
+    dns: String,
 }
+
+/// The identity of the dev PKI's admin certificate (for ferrinetctl --api).
+const ADMIN: &str = "admin";
 
 fn node_name(i: u16) -> String {
     format!("node-{i}")
@@ -47,6 +56,7 @@ fn node_config(
     pki: &Path,
     i: u16,
     server: &str,
+    api: &str,
 ) -> anyhow::Result<ferrinet_node::config::Settings> {
     let name = node_name(i);
     let home = dir.join(&name);
@@ -67,6 +77,12 @@ key = {key:?}
 server_name = "localhost"
 [http]
 listen = "127.0.0.1:0"
+[region_api]
+address = "{api}"
+ca = {ca:?}
+cert = {cert:?}
+key = {key:?}
+server_name = "localhost"
 "#,
         state = home.join("state"),
         socket = home.join("node.sock"),
@@ -78,10 +94,50 @@ listen = "127.0.0.1:0"
     Ok(Config::parse(&text, Path::new("dev"))?.validate()?)
 }
 
+/// The region API of the dev mode: embedded store in `DIR/api`, the dev PKI, the admin
+/// certificate as admin and every node certificate as a node.
+fn api_settings(
+    dir: &Path,
+    pki: &Path,
+    args: &Args,
+) -> anyhow::Result<ferrinet_api::config::Settings> {
+    let text = format!(
+        r#"[api]
+listen = "{listen}"
+ca = {ca:?}
+cert = {cert:?}
+key = {key:?}
+[store]
+path = {store:?}
+[allocation]
+vni_first = 100
+vni_last = 999
+public_pools = ["203.0.113.0/24", "2001:db8:100::/120"]
+[region]
+lb_replicas = 1
+[dns]
+listen = "{dns}"
+zone = "dev.ferrinet.internal"
+[access]
+admins = ["{ADMIN}"]
+nodes = ["node-*"]
+"#,
+        listen = args.api,
+        dns = args.dns,
+        ca = pki.join(certs::CA_CERT),
+        cert = pki.join(certs::SERVER_CERT),
+        key = pki.join(certs::SERVER_KEY),
+        store = dir.join("api").join("state.redb"),
+    );
+    let c: ferrinet_api::config::Config = toml::from_str(&text).context("dev region API config")?;
+    Ok(c.validate(dir)?)
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = std::path::absolute(&args.dir).context("resolving --dir")?;
     let pki = dir.join("pki");
-    let names: Vec<String> = (1..=args.nodes).map(node_name).collect();
+    let mut names: Vec<String> = (1..=args.nodes).map(node_name).collect();
+    names.push(ADMIN.into());
     certs::write_pki(&pki, &[], &names, false)
         .with_context(|| format!("creating dev certificates in {}", pki.display()))?;
 
@@ -122,9 +178,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     ));
 
+    let api = ferrinet_api::daemon::start(&api_settings(&dir, &pki, &args)?)
+        .await
+        .context("starting the region API")?;
+    api.leading().await;
+    let api_addr = api.addr;
+
     let mut nodes = Vec::new();
     for i in 1..=args.nodes {
-        let s = node_config(&dir, &pki, i, &server_addr.to_string())?;
+        let s = node_config(
+            &dir,
+            &pki,
+            i,
+            &server_addr.to_string(),
+            &api_addr.to_string(),
+        )?;
         let node = Node::start(&s)
             .await
             .with_context(|| format!("starting {}", node_name(i)))?;
@@ -136,6 +204,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("\nferrinet dev mode is up ({} nodes)\n", nodes.len());
     println!("  route server   tls={server_addr}  status=http://{http_addr}/");
+    println!(
+        "  region API     https://{api_addr}  dns={}  (store {})",
+        api.dns_addr.map(|a| a.to_string()).unwrap_or_default(),
+        dir.join("api").display()
+    );
     for (name, n) in &nodes {
         println!(
             "  {name:<12}   admin=unix:{}  metrics=http://{}/metrics",
@@ -176,6 +249,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get networks -o wide");
     }
     println!(
+        "\n  # The region API: tenants' networks, interfaces, NAT, load balancers, policies, peering:"
+    );
+    println!(
+        "  export FERRINET_API=https://{api_addr} FERRINET_CA={} FERRINET_CERT={} FERRINET_KEY={}",
+        pki.join(certs::CA_CERT).display(),
+        pki.join(format!("{ADMIN}.pem")).display(),
+        pki.join(format!("{ADMIN}.key")).display()
+    );
+    println!(
+        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- apply -f api/examples/region.yaml"
+    );
+    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get ni -A -o wide");
+    println!(
+        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- describe network blue -n team-a"
+    );
+    if let Some(dns) = api.dns_addr {
+        println!(
+            "  dig @{} -p {} +short web-1.blue.team-a.dev.ferrinet.internal",
+            dns.ip(),
+            dns.port()
+        );
+    }
+    println!(
+        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- --node unix:{first} get ni   # placed by the region"
+    );
+    println!(
         "\nCtrl-C stops everything; state stays in {}.\n",
         dir.display()
     );
@@ -187,6 +286,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (_, n) in nodes {
         n.shutdown().await;
     }
+    api.shutdown().await;
     let _ = stop_tx.send(());
     let _ = server.await;
     Ok(())
@@ -194,8 +294,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferrinet_node=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,ferrinet_node=info,ferrinet_api=info")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
