@@ -3,12 +3,15 @@
 //! restart with servers configured, since every object re-announces its routes when its actor
 //! starts.
 //!
-//! The announcer also keeps this node's own STANDARD routes per VNI: the route servers do not
-//! send a node its own routes back, yet a peered VNI's table on this node needs them (peering
-//! fan-out of local routes). NetworkActors that import a VNI follow [`Announcer::local_changes`]
-//! and read [`Announcer::local_routes`].
+//! The announcer also keeps this node's own STANDARD and LOADBALANCER_TARGET routes per VNI:
+//! the route servers do not send a node its own routes back, yet a peered VNI's table on this
+//! node needs them (peering fan-out of local routes), and so does a load balancer of this node
+//! whose targets include an interface of this node. NetworkActors follow
+//! [`Announcer::local_changes`] and read [`Announcer::local_routes`] and
+//! [`Announcer::local_lb_targets`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ferrinet_route_client::client::ClientHandle;
@@ -17,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// Own STANDARD routes: VNI -> route -> how many objects announce it.
+/// Own STANDARD and LOADBALANCER_TARGET routes: VNI -> route -> how many objects announce it.
 type Local = HashMap<u32, BTreeMap<Route, usize>>;
 
 /// Announces and withdraws routes. Cheap to clone. Announcements are counted by the route
@@ -76,7 +79,10 @@ impl Announcer {
     }
 
     fn track(&self, r: Route, add: bool) {
-        if r.next_hop.kind != NextHopType::Standard {
+        if !matches!(
+            r.next_hop.kind,
+            NextHopType::Standard | NextHopType::LoadBalancerTarget
+        ) {
             return;
         }
         let changed = {
@@ -113,14 +119,36 @@ impl Announcer {
 
     /// This node's own STANDARD routes in `vni`.
     pub fn local_routes(&self, vni: u32) -> Vec<Route> {
+        self.local_of(vni, NextHopType::Standard)
+            .into_iter()
+            .collect()
+    }
+
+    /// The targets this node announces in `vni`: load balancer VIP -> target underlays.
+    pub fn local_lb_targets(&self, vni: u32) -> BTreeMap<IpAddr, BTreeSet<Ipv6Addr>> {
+        let mut out: BTreeMap<IpAddr, BTreeSet<Ipv6Addr>> = BTreeMap::new();
+        for r in self.local_of(vni, NextHopType::LoadBalancerTarget) {
+            out.entry(r.destination.addr())
+                .or_default()
+                .insert(r.next_hop.address);
+        }
+        out
+    }
+
+    fn local_of(&self, vni: u32, kind: NextHopType) -> Vec<Route> {
         let local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         local
             .get(&vni)
-            .map(|m| m.keys().copied().collect())
+            .map(|m| {
+                m.keys()
+                    .filter(|r| r.next_hop.kind == kind)
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// Changes when the own STANDARD routes of any VNI change.
+    /// Changes when the own STANDARD or LOADBALANCER_TARGET routes of any VNI change.
     pub fn local_changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

@@ -216,7 +216,8 @@ impl Actor for NetworkActor {
                 return st.queue_apply(&myself);
             }
             NetworkMsg::LocalChanged => {
-                if st.peers.is_empty() {
+                // Peered tables hold local routes; local load balancers, local targets.
+                if st.peers.is_empty() && st.local_lbs.is_empty() {
                     return Ok(());
                 }
                 st.cache = None;

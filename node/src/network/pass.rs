@@ -6,7 +6,7 @@
 //! passes, route events only mark their prefixes dirty, and a pass recomputes and writes just
 //! those: a route arriving in a table of thousands costs one prefix, not the table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ferrinet_proto::dpservice_status::ServiceError as Se;
@@ -160,12 +160,23 @@ impl NetworkState {
         }
         let mut lb = install::Failures::default();
         let mut lb_installed = 0;
+        // The route servers do not send this node its own targets: add them.
+        let local_targets = if self.local_lbs.is_empty() {
+            BTreeMap::new()
+        } else {
+            ctx.announcer.local_lb_targets(vni)
+        };
         for (vip, id) in &self.local_lbs {
+            let targets: Option<BTreeSet<std::net::Ipv6Addr>> =
+                match (self.own.lb_targets.get(vip), local_targets.get(vip)) {
+                    (None, None) => None,
+                    (a, b) => Some(a.into_iter().chain(b).flatten().copied().collect()),
+                };
             let (n, f) = install::sync_lb_targets(
                 &ctx.dp,
                 &ctx.metrics,
                 id,
-                self.own.lb_targets.get(vip),
+                targets.as_ref(),
                 ctx.prefer_network,
                 own_complete,
             )
