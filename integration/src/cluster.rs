@@ -31,7 +31,8 @@ pub struct ClusterOpts {
     /// VFs of every dataplane and node (`vf.tap_count`).
     pub vf_count: usize,
     /// Appended to every node's configuration, as dotted keys (the kit writes its own that
-    /// way, so any key can be added): e.g. `reconcile.backoff_min_ms = 20`.
+    /// way, so any key can be added): e.g. `reconcile.backoff_min_ms = 20`. `{node}` stands
+    /// for the node's name (per-node certificates), `{underlay}` for its underlay /64.
     pub extra_toml: String,
 }
 
@@ -236,7 +237,10 @@ impl Cluster {
             self.opts.vf_count,
             servers.join(", "),
             self.opts.keepalive_secs,
-            self.opts.extra_toml,
+            self.opts
+                .extra_toml
+                .replace("{node}", &name)
+                .replace("{underlay}", &format!("{}/64", node_underlay(i)?)),
         );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, config).context("writing a node config")?;

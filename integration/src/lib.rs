@@ -19,6 +19,7 @@ use ferrinet_region::config::{CompatMode, Config, NodeEntry};
 use ferrinet_region::loadgen::{Ready, http};
 use ferrinet_route_client::client::TlsClient;
 
+pub mod api;
 pub mod cluster;
 pub mod dataplane;
 pub mod manifest;
@@ -65,7 +66,7 @@ const PROFILE: &str = if cfg!(debug_assertions) {
 /// The staleness check avoids a nested `cargo build` when the binary is fresh: that build
 /// resolves features for the package alone, differently from `cargo test`, and would relink on
 /// every test run.
-fn workspace_bin(env: &str, package: &str, bin: &str, inputs: &[&str]) -> PathBuf {
+pub(crate) fn workspace_bin(env: &str, package: &str, bin: &str, inputs: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
