@@ -92,6 +92,11 @@ pub struct ApiSection {
     /// How other replicas and nodes reach this one (`https://HOST:PORT`); default: from
     /// `listen`.
     pub advertise: String,
+    /// The client certificate and key a follower forwards writes to the leader with (its
+    /// identity must be an admin); empty with TLS: followers do not forward.
+    pub replica_cert: String,
+    /// See `replica_cert`.
+    pub replica_key: String,
 }
 
 impl Default for ApiSection {
@@ -102,6 +107,8 @@ impl Default for ApiSection {
             cert: String::new(),
             key: String::new(),
             advertise: String::new(),
+            replica_cert: String::new(),
+            replica_key: String::new(),
         }
     }
 }
@@ -281,6 +288,8 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     /// This replica's address for the others.
     pub advertise: String,
+    /// The certificate and key followers forward writes with.
+    pub replica: Option<(PathBuf, PathBuf)>,
     /// The store.
     pub store: StoreSettings,
     /// VNIs.
@@ -335,6 +344,19 @@ impl Config {
                 return Err(invalid(
                     "api.ca",
                     "ca, cert and key go together (or none of them, for plaintext)",
+                ));
+            }
+        };
+        let replica = match (a.replica_cert.is_empty(), a.replica_key.is_empty()) {
+            (true, true) => None,
+            (false, false) if tls.is_some() => Some((path(&a.replica_cert), path(&a.replica_key))),
+            (false, false) => {
+                return Err(invalid("api.replica_cert", "needs ca, cert and key (TLS)"));
+            }
+            _ => {
+                return Err(invalid(
+                    "api.replica_cert",
+                    "replica_cert and replica_key go together",
                 ));
             }
         };
@@ -435,6 +457,7 @@ impl Config {
             listen,
             tls,
             advertise,
+            replica,
             store,
             vnis,
             public,

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::allocator::{AllocatorActor, AllocatorArgs};
 use crate::config::{Settings, StoreSettings};
 use crate::dns::{self, DnsHandle, DnsListeners, RecordSet};
+use crate::service::forward::Forwarder;
 use crate::service::grpc::{NodeSyncService, RegionApiService, Shared};
 use crate::service::{RegionActor, RegionArgs, RegionMsg, RegionSettings, tls};
 use crate::store::{EmbeddedOptions, Store, StoreError};
@@ -141,17 +142,6 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
         lb_replicas: s.lb_replicas,
         dns: s.dns.as_ref().map(|(_, z)| z.clone()).zip(dns_handle),
     };
-    let campaign = store.campaign(ELECTION, &s.advertise, lease).await?;
-    tasks.push(tokio::spawn(lead(
-        campaign,
-        store.clone(),
-        s.clone(),
-        region_settings,
-        writer_tx,
-        leader_tx,
-        shutdown_rx.clone(),
-    )));
-
     let listener = TcpListener::bind(s.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -164,12 +154,36 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
         addr: s.listen,
         source,
     })?;
+    // A listener on port 0 is advertised with the port it got.
+    let advertise = match s.advertise.strip_suffix(":0") {
+        Some(base) if s.listen.port() == 0 => format!("{base}:{}", addr.port()),
+        _ => s.advertise.clone(),
+    };
+    let campaign = store.campaign(ELECTION, &advertise, lease).await?;
+    tasks.push(tokio::spawn(lead(
+        campaign,
+        store.clone(),
+        s.clone(),
+        region_settings,
+        writer_tx,
+        leader_tx,
+        shutdown_rx.clone(),
+    )));
+
+    let replica_tls = match (&s.tls, &s.replica) {
+        (Some((ca, _, _)), Some((cert, key))) => Some(
+            ferrinet_route_client::tls::client_config_from_files(ca, Some(cert), Some(key))?,
+        ),
+        _ => None,
+    };
+    let forward = Forwarder::new(advertise.clone(), s.tls.is_some(), replica_tls);
     let shared = Shared::new(
         store.clone(),
         writer.clone(),
         leader,
         s.access.clone(),
         s.tls.is_some(),
+        forward,
     );
     let router = tonic::transport::Server::builder()
         .add_service(RegionApiServer::new(RegionApiService(shared.clone())))
@@ -199,7 +213,7 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
             }));
         }
     }
-    tracing::info!(%addr, store = store.backend_name(), advertise = %s.advertise, "region API listening");
+    tracing::info!(%addr, store = store.backend_name(), %advertise, "region API listening");
     Ok(Running {
         addr,
         dns_addr,

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrinet_proto::api::v1 as pb;
+use ferrinet_proto::api::v1::node_sync_client::NodeSyncClient;
 use ferrinet_proto::api::v1::node_sync_server::NodeSync;
+use ferrinet_proto::api::v1::region_api_client::RegionApiClient;
 use ferrinet_proto::api::v1::region_api_server::RegionApi;
 use ferrinet_proto::node::v1 as node_pb;
 use prost::Message as _;
 use ractor::ActorRef;
 use tokio::sync::watch;
 use tokio_stream::Stream;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::resources::{ObjKey, kind_of, meta, meta_mut};
@@ -22,6 +25,7 @@ use crate::selector::{LabelSelector, Labels};
 use crate::store::{Revision, Store};
 
 use super::access::{Access, Operation, Role, authorize};
+use super::forward::Forwarder;
 use super::keys;
 use super::tls::TlsConnectInfo;
 use super::watch::{self as store_watch, Change, KeyChange, WatchShape};
@@ -51,6 +55,15 @@ pub struct Shared {
     /// Whether callers come over mutual TLS (and so have identities).
     tls: bool,
     denied: Arc<AtomicU64>,
+    forward: Forwarder,
+}
+
+/// Where a write goes.
+enum Target {
+    /// The region actor of this replica (it leads).
+    Local(ActorRef<RegionMsg>),
+    /// The leader, over this channel.
+    Remote(Channel),
 }
 
 impl Shared {
@@ -62,6 +75,7 @@ impl Shared {
         leader: watch::Receiver<Option<String>>,
         access: Access,
         tls: bool,
+        forward: Forwarder,
     ) -> Self {
         Self {
             store,
@@ -70,6 +84,7 @@ impl Shared {
             access: Arc::new(access),
             tls,
             denied: Arc::new(AtomicU64::new(0)),
+            forward,
         }
     }
 
@@ -121,12 +136,13 @@ impl Shared {
         }
     }
 
-    fn writer(&self) -> Result<ActorRef<RegionMsg>, Status> {
-        self.writer.borrow().clone().ok_or_else(|| {
-            Status::from(ApiError::Unavailable {
-                leader: self.leader.borrow().clone(),
-            })
-        })
+    /// The region actor here, or the leader to forward to.
+    fn target(&self) -> Result<Target, Status> {
+        if let Some(w) = self.writer.borrow().clone() {
+            return Ok(Target::Local(w));
+        }
+        let leader = self.leader.borrow().clone();
+        self.forward.channel(leader).map(Target::Remote)
     }
 }
 
@@ -187,10 +203,12 @@ impl RegionApi for RegionApiService {
         let s = &self.0;
         let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
         s.authorize(&req, Operation::Write(kind, &ns))?;
-        let w = s.writer()?;
-        Ok(Response::new(
-            call(&w, |r| RegionMsg::Create(obj, r)).await?,
-        ))
+        match s.target()? {
+            Target::Local(w) => Ok(Response::new(
+                call(&w, |r| RegionMsg::Create(obj, r)).await?,
+            )),
+            Target::Remote(ch) => RegionApiClient::new(ch).create(req.into_inner()).await,
+        }
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Object>, Status> {
@@ -259,10 +277,12 @@ impl RegionApi for RegionApiService {
         let s = &self.0;
         let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
         s.authorize(&req, Operation::Write(kind, &ns))?;
-        let w = s.writer()?;
-        Ok(Response::new(
-            call(&w, |r| RegionMsg::Update(obj, r)).await?,
-        ))
+        match s.target()? {
+            Target::Local(w) => Ok(Response::new(
+                call(&w, |r| RegionMsg::Update(obj, r)).await?,
+            )),
+            Target::Remote(ch) => RegionApiClient::new(ch).update(req.into_inner()).await,
+        }
     }
 
     async fn delete(
@@ -273,9 +293,13 @@ impl RegionApi for RegionApiService {
         let (kind, key) = key_arg(req.get_ref().key.clone())?;
         s.authorize(&req, Operation::Write(kind, &key.namespace))?;
         let version = req.get_ref().resource_version;
-        let w = s.writer()?;
-        let obj = call(&w, |r| RegionMsg::Delete(kind, key, version, r)).await?;
-        Ok(Response::new(pb::DeleteResponse { object: Some(obj) }))
+        match s.target()? {
+            Target::Local(w) => {
+                let obj = call(&w, |r| RegionMsg::Delete(kind, key, version, r)).await?;
+                Ok(Response::new(pb::DeleteResponse { object: Some(obj) }))
+            }
+            Target::Remote(ch) => RegionApiClient::new(ch).delete(req.into_inner()).await,
+        }
     }
 
     type WatchStream = Stream_<pb::WatchEvent>;
@@ -417,11 +441,13 @@ impl NodeSync for NodeSyncService {
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let s = &self.0;
         s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let w = s.writer()?;
         let body = req.into_inner();
-        Ok(Response::new(
-            call(&w, |r| RegionMsg::Register(body, r)).await?,
-        ))
+        match s.target()? {
+            Target::Local(w) => Ok(Response::new(
+                call(&w, |r| RegionMsg::Register(body, r)).await?,
+            )),
+            Target::Remote(ch) => NodeSyncClient::new(ch).register(body).await,
+        }
     }
 
     async fn heartbeat(
@@ -430,11 +456,13 @@ impl NodeSync for NodeSyncService {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let s = &self.0;
         s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let w = s.writer()?;
-        let name = req.into_inner().name;
-        Ok(Response::new(
-            call(&w, |r| RegionMsg::Heartbeat(name, r)).await?,
-        ))
+        let body = req.into_inner();
+        match s.target()? {
+            Target::Local(w) => Ok(Response::new(
+                call(&w, |r| RegionMsg::Heartbeat(body.name, r)).await?,
+            )),
+            Target::Remote(ch) => NodeSyncClient::new(ch).heartbeat(body).await,
+        }
     }
 
     type WatchPlacedStream = Stream_<pb::PlacedEvent>;
@@ -464,10 +492,14 @@ impl NodeSync for NodeSyncService {
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
         let s = &self.0;
         s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let w = s.writer()?;
         let body = req.into_inner();
-        call(&w, |r| RegionMsg::Report(body.name, body.objects, r)).await?;
-        Ok(Response::new(pb::ReportStatusResponse {}))
+        match s.target()? {
+            Target::Local(w) => {
+                call(&w, |r| RegionMsg::Report(body.name, body.objects, r)).await?;
+                Ok(Response::new(pb::ReportStatusResponse {}))
+            }
+            Target::Remote(ch) => NodeSyncClient::new(ch).report_status(body).await,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //!    +--------------------------- txn: objects + placed node objects ---------> Store
 //!    +-- records --> DnsHandle (embedded DNS server)
 //!  Tick task (1 s) --RegionMsg::Tick--> leases, peering TTLs, load-balancer re-placement
+//!  follower: writes --forward.rs (gRPC, replica certificate)--> the leader's services
 //! ```
 //!
 //! A write is answered only once everything it changed is in the store: the object, the
@@ -24,6 +25,7 @@ mod actor;
 mod allocate;
 mod commit;
 pub mod error;
+pub mod forward;
 pub mod grpc;
 mod inventory;
 pub mod keys;
