@@ -89,6 +89,8 @@ pub enum AllocatorMsg {
     PublicIp(String, IpRequest, Reply<IpAddr>),
     /// Releases every public address of `owner`.
     ReleasePublicIps(String, Reply<Vec<IpAddr>>),
+    /// Releases one public address of `owner`; answers whether it held it.
+    ReleasePublicIp(String, IpAddr, Reply<bool>),
     /// Defines (or resizes) NAT gateway `namespace/name` with its slice size.
     NatGateway(String, PortsPerInterface, Reply<NatStatus>),
     /// A NAT slice of a gateway for `owner` (an interface).
@@ -223,6 +225,9 @@ impl Actor for AllocatorActor {
             }
             AllocatorMsg::PublicIp(owner, req, reply) => {
                 let _ = reply.send(st.public_ip(owner, req).await);
+            }
+            AllocatorMsg::ReleasePublicIp(owner, address, reply) => {
+                let _ = reply.send(st.release_public_one(&owner, address).await);
             }
             AllocatorMsg::ReleasePublicIps(owner, reply) => {
                 let _ = reply.send(st.release_public(&owner).await);
@@ -418,6 +423,21 @@ impl AllocatorState {
         self.store.txn(txn).await?;
         self.public.release_owner(&owner);
         Ok(held)
+    }
+
+    async fn release_public_one(
+        &mut self,
+        owner: &str,
+        address: IpAddr,
+    ) -> Result<bool, AllocError> {
+        let owner = owner.to_owned();
+        if self.public.holder(address) != Some(&owner) {
+            return Ok(false);
+        }
+        let txn = self.txn().delete(records::public_key(address), Expect::Any);
+        self.store.txn(txn).await?;
+        self.public.release(&owner, address)?;
+        Ok(true)
     }
 
     fn list(&self) -> Vec<Allocation> {

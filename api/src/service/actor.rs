@@ -307,6 +307,7 @@ impl RegionState {
         }
         tracing::info!(kind = resources::kind_word(kind), %key, "created");
         self.touch(kind, &key);
+        self.follow_selectors(kind, &key).await;
         self.write().await?;
         self.get(kind, &key)
             .ok_or_else(|| ApiError::NotFound { kind, key })
@@ -343,6 +344,7 @@ impl RegionState {
         }
         tracing::info!(kind = resources::kind_word(kind), %key, "updated");
         self.touch(kind, &key);
+        self.follow_selectors(kind, &key).await;
         self.write().await?;
         self.get(kind, &key)
             .ok_or_else(|| ApiError::NotFound { kind, key })
@@ -361,6 +363,7 @@ impl RegionState {
         self.remove(kind, &key);
         self.dirty.remove(&(kind, key.clone()));
         self.deleted.insert((kind, key.clone()));
+        self.follow_selectors(kind, &key).await;
         tracing::info!(kind = resources::kind_word(kind), %key, "deleted");
         self.write().await?;
         Ok(old)
@@ -382,6 +385,13 @@ impl RegionState {
             });
         }
         Ok(obj)
+    }
+
+    /// Selections that may have changed with an object: PublicPrefixes select interfaces.
+    async fn follow_selectors(&mut self, kind: pb::Kind, key: &ObjKey) {
+        if matches!(kind, pb::Kind::NetworkInterface | pb::Kind::PublicPrefix) {
+            self.reconcile_public_prefixes(&key.namespace).await;
+        }
     }
 
     /// Marks an object changed and its network (and the networks peered with it) to be

@@ -50,7 +50,7 @@ fn request(family: IpFamily, fixed: &[String], held: &[String]) -> IpRequest {
 
 impl RegionState {
     /// Calls the allocator; `what` names the request in the error.
-    async fn ask<T: Send + 'static>(
+    pub(super) async fn ask<T: Send + 'static>(
         &self,
         what: impl FnOnce() -> String,
         msg: impl FnOnce(RpcReplyPort<Result<T, AllocError>>) -> AllocatorMsg,
@@ -240,7 +240,8 @@ impl RegionState {
         status: &pb::NetworkInterfaceStatus,
     ) -> Result<String, ApiError> {
         let Some(source) = &spec.virtual_ip else {
-            return Ok(String::new());
+            // A PublicPrefix may give it one.
+            return Ok(self.public_prefix_address(key).unwrap_or_default());
         };
         if let Some(r) = &source.virtual_ip_ref {
             let vip_key = ObjKey::resolve(r, &key.namespace);
@@ -430,6 +431,7 @@ impl RegionState {
                     .await;
                 results.push(r.map(drop));
             }
+            pb::Kind::PublicPrefix => self.release_public_prefix(key).await,
             pb::Kind::NatGateway => {
                 let r = self
                     .ask(what, |r| {
@@ -661,6 +663,7 @@ impl RegionState {
                         Some(pb::Kind::LoadBalancer) => self.inv.load_balancers.contains_key(&key),
                         Some(pb::Kind::VirtualIp) => self.inv.virtual_ips.contains_key(&key),
                         Some(pb::Kind::NatGateway) => self.inv.nat_gateways.contains_key(&key),
+                        Some(pb::Kind::PublicPrefix) => self.inv.public_prefixes.contains_key(&key),
                         _ => true,
                     }
                 }

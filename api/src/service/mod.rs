@@ -30,6 +30,7 @@ pub mod grpc;
 mod inventory;
 pub mod keys;
 mod nodes;
+mod public_prefix;
 pub mod tls;
 pub mod watch;
 

@@ -198,3 +198,113 @@ async fn objects_are_validated_allocated_and_kept_across_a_restart() {
     assert_eq!(list.objects.len(), 1, "selector filters: {list:?}");
     api.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_prefixes_give_selected_interfaces_public_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut api = Api::start(&settings(dir.path(), "")).await;
+    api.create(network("t1", "net-a", "10.0.0.0/24"))
+        .await
+        .unwrap();
+    api.create(interface(
+        "t1",
+        "web-1",
+        "net-a",
+        "node-1",
+        &[("app", "web")],
+    ))
+    .await
+    .unwrap();
+    api.create(interface("t1", "db-1", "net-a", "node-1", &[("app", "db")]))
+        .await
+        .unwrap();
+    let pp = api
+        .create(O::PublicPrefix(pb::PublicPrefix {
+            metadata: meta("t1", "web-public", &[]),
+            spec: Some(pb::PublicPrefixSpec {
+                kind: "NetworkInterface".into(),
+                selector: Some(pb::LabelSelector {
+                    match_labels: [("app".to_string(), "web".to_string())]
+                        .into_iter()
+                        .collect(),
+                    match_expressions: vec![],
+                }),
+                ip_family: "IPv4".into(),
+            }),
+            status: None,
+        }))
+        .await
+        .unwrap();
+    let Some(O::PublicPrefix(p)) = &pp.object else {
+        panic!()
+    };
+    let prefixes = p.status.as_ref().unwrap().prefixes.clone();
+    assert_eq!(prefixes.len(), 1, "{p:?}");
+    let web1 = api
+        .get(pb::Kind::NetworkInterface, "t1", "web-1")
+        .await
+        .unwrap();
+    assert_eq!(format!("{}/32", status_of(&web1).virtual_ip), prefixes[0]);
+    let db1 = api
+        .get(pb::Kind::NetworkInterface, "t1", "db-1")
+        .await
+        .unwrap();
+    assert!(
+        status_of(&db1).virtual_ip.is_empty(),
+        "db-1 is not selected"
+    );
+
+    // A new interface with the label is selected too; relabelling web-1 takes its address away.
+    api.create(interface(
+        "t1",
+        "web-2",
+        "net-a",
+        "node-1",
+        &[("app", "web")],
+    ))
+    .await
+    .unwrap();
+    let web2 = api
+        .get(pb::Kind::NetworkInterface, "t1", "web-2")
+        .await
+        .unwrap();
+    assert!(!status_of(&web2).virtual_ip.is_empty());
+    let mut relabelled = web1.clone();
+    if let Some(O::NetworkInterface(ni)) = &mut relabelled.object {
+        ni.metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("app".into(), "batch".into());
+    }
+    api.region
+        .update(pb::UpdateRequest {
+            object: Some(relabelled),
+        })
+        .await
+        .unwrap();
+    let web1 = api
+        .get(pb::Kind::NetworkInterface, "t1", "web-1")
+        .await
+        .unwrap();
+    assert!(status_of(&web1).virtual_ip.is_empty(), "no longer selected");
+    let pp = api
+        .get(pb::Kind::PublicPrefix, "t1", "web-public")
+        .await
+        .unwrap();
+    let Some(O::PublicPrefix(p)) = &pp.object else {
+        panic!()
+    };
+    assert_eq!(p.status.as_ref().unwrap().targets.len(), 1);
+
+    // Deleting the PublicPrefix takes its addresses back.
+    api.delete(pb::Kind::PublicPrefix, "t1", "web-public")
+        .await
+        .unwrap();
+    let web2 = api
+        .get(pb::Kind::NetworkInterface, "t1", "web-2")
+        .await
+        .unwrap();
+    assert!(status_of(&web2).virtual_ip.is_empty());
+    api.running.shutdown().await;
+}
