@@ -97,6 +97,8 @@ pub struct ApiSection {
     pub replica_cert: String,
     /// See `replica_cert`.
     pub replica_key: String,
+    /// HTTP listener for /metrics, /healthz, /readyz; "" turns it off.
+    pub http: String,
 }
 
 impl Default for ApiSection {
@@ -109,6 +111,7 @@ impl Default for ApiSection {
             advertise: String::new(),
             replica_cert: String::new(),
             replica_key: String::new(),
+            http: String::new(),
         }
     }
 }
@@ -290,6 +293,8 @@ pub struct Settings {
     pub advertise: String,
     /// The certificate and key followers forward writes with.
     pub replica: Option<(PathBuf, PathBuf)>,
+    /// HTTP listener.
+    pub http: Option<SocketAddr>,
     /// The store.
     pub store: StoreSettings,
     /// VNIs.
@@ -359,6 +364,15 @@ impl Config {
                     "replica_cert and replica_key go together",
                 ));
             }
+        };
+        let http = if a.http.is_empty() {
+            None
+        } else {
+            Some(
+                a.http
+                    .parse()
+                    .map_err(|e| invalid("api.http", format!("{:?}: {e}", a.http)))?,
+            )
         };
         let advertise = if a.advertise.is_empty() {
             let scheme = if tls.is_some() { "https" } else { "http" };
@@ -458,6 +472,7 @@ impl Config {
             tls,
             advertise,
             replica,
+            http,
             store,
             vnis,
             public,

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::allocator::{AllocatorActor, AllocatorArgs};
 use crate::config::{Settings, StoreSettings};
 use crate::dns::{self, DnsHandle, DnsListeners, RecordSet};
+use crate::http::Metrics;
 use crate::service::forward::Forwarder;
 use crate::service::grpc::{NodeSyncService, RegionApiService, Shared};
 use crate::service::{RegionActor, RegionArgs, RegionMsg, RegionSettings, tls};
@@ -61,6 +62,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The DNS address bound, if any.
     pub dns_addr: Option<SocketAddr>,
+    /// The HTTP address bound, if any.
+    pub http_addr: Option<SocketAddr>,
     /// The store (for tests and status).
     pub store: Store,
     writer: watch::Receiver<Option<ActorRef<RegionMsg>>>,
@@ -103,6 +106,7 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
         StoreSettings::Embedded { .. } => Duration::from_secs(3),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let metrics = Metrics::default();
     let (writer_tx, writer) = watch::channel(None);
     let (leader_tx, leader) = watch::channel(None);
     let mut tasks = Vec::new();
@@ -160,13 +164,38 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
         _ => s.advertise.clone(),
     };
     let campaign = store.campaign(ELECTION, &advertise, lease).await?;
+    let mut http_addr = None;
+    if let Some(http) = s.http {
+        let listen = |source| StartError::Listen {
+            what: "http",
+            addr: http,
+            source,
+        };
+        let l = TcpListener::bind(http).await.map_err(listen)?;
+        let bound = l.local_addr().map_err(listen)?;
+        http_addr = Some(bound);
+        let (m, st, ld) = (metrics.clone(), store.clone(), leader.clone());
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let done = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::http::serve(l, m, st, ld, done).await {
+                tracing::error!(error = %e, "HTTP endpoint stopped");
+            }
+        }));
+        tracing::info!(%bound, "HTTP listening (/metrics, /healthz, /readyz)");
+    }
     tasks.push(tokio::spawn(lead(
         campaign,
         store.clone(),
         s.clone(),
         region_settings,
-        writer_tx,
-        leader_tx,
+        Publish {
+            writer: writer_tx,
+            leader: leader_tx,
+            metrics: metrics.clone(),
+        },
         shutdown_rx.clone(),
     )));
 
@@ -184,6 +213,7 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
         s.access.clone(),
         s.tls.is_some(),
         forward,
+        metrics.clone(),
     );
     let router = tonic::transport::Server::builder()
         .add_service(RegionApiServer::new(RegionApiService(shared.clone())))
@@ -217,11 +247,20 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         dns_addr,
+        http_addr,
         store,
         writer,
         shutdown,
         tasks,
     })
+}
+
+/// Where the leader task says what it knows: the region actor while leading, who leads, and
+/// the leadership gauge.
+struct Publish {
+    writer: watch::Sender<Option<ActorRef<RegionMsg>>>,
+    leader: watch::Sender<Option<String>>,
+    metrics: Metrics,
 }
 
 /// Follows the campaign: while this replica leads, the allocator and the region actor run
@@ -231,10 +270,14 @@ async fn lead(
     store: Store,
     s: Settings,
     region: RegionSettings,
-    writer: watch::Sender<Option<ActorRef<RegionMsg>>>,
-    leader: watch::Sender<Option<String>>,
+    publish: Publish,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Publish {
+        writer,
+        leader,
+        metrics,
+    } = publish;
     let mut running: Option<(
         ActorRef<crate::allocator::AllocatorMsg>,
         ActorRef<RegionMsg>,
@@ -242,6 +285,7 @@ async fn lead(
     let mut state = campaign.state();
     loop {
         let _ = leader.send(state.leader.clone());
+        metrics.leader.set(i64::from(state.is_leader));
         match (state.is_leader, running.is_some()) {
             (true, false) => {
                 tracing::info!("leading: starting the allocator and the region actor");

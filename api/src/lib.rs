@@ -11,6 +11,7 @@ pub mod allocator;
 pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod http;
 pub mod ipam;
 pub mod peering;
 pub mod policy;

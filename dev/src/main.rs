@@ -104,6 +104,7 @@ fn api_settings(
     let text = format!(
         r#"[api]
 listen = "{listen}"
+http = "127.0.0.1:4732"
 ca = {ca:?}
 cert = {cert:?}
 key = {key:?}

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrinet_proto::api::v1 as pb;
 use ferrinet_proto::api::v1::node_sync_client::NodeSyncClient;
@@ -30,6 +29,7 @@ use super::keys;
 use super::tls::TlsConnectInfo;
 use super::watch::{self as store_watch, Change, KeyChange, WatchShape};
 use super::{ApiError, RegionMsg, call};
+use crate::http::Metrics;
 
 /// Every kind a list or watch of "every kind" covers.
 const KINDS: [pb::Kind; 8] = [
@@ -54,7 +54,7 @@ pub struct Shared {
     access: Arc<Access>,
     /// Whether callers come over mutual TLS (and so have identities).
     tls: bool,
-    denied: Arc<AtomicU64>,
+    metrics: Metrics,
     forward: Forwarder,
 }
 
@@ -76,6 +76,7 @@ impl Shared {
         access: Access,
         tls: bool,
         forward: Forwarder,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -83,14 +84,22 @@ impl Shared {
             leader,
             access: Arc::new(access),
             tls,
-            denied: Arc::new(AtomicU64::new(0)),
+            metrics,
             forward,
         }
     }
 
-    /// Calls refused so far.
-    pub fn denied(&self) -> u64 {
-        self.denied.load(Ordering::Relaxed)
+    /// Counts a write's outcome; the same result back.
+    fn count<T>(&self, rpc: &str, r: Result<Response<T>, Status>) -> Result<Response<T>, Status> {
+        let code = r.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.metrics.write(rpc, code);
+        r
+    }
+
+    /// A channel to the leader, counted as a forwarded write.
+    fn forwarded(&self, ch: Channel) -> Channel {
+        self.metrics.forwarded.inc();
+        ch
     }
 
     fn identity<T>(&self, req: &Request<T>) -> Result<Option<String>, Status> {
@@ -106,7 +115,7 @@ impl Shared {
     fn authorize<T>(&self, req: &Request<T>, op: Operation<'_>) -> Result<Role, Status> {
         let identity = self.identity(req)?;
         authorize(&self.access, identity.as_deref(), op).map_err(|e| {
-            self.denied.fetch_add(1, Ordering::Relaxed);
+            self.metrics.denied.inc();
             tracing::warn!(error = %e, "region API call refused");
             Status::from(ApiError::Denied(e))
         })
@@ -115,7 +124,7 @@ impl Shared {
     fn role<T>(&self, req: &Request<T>) -> Result<Role, Status> {
         let identity = self.identity(req)?;
         self.access.role(identity.as_deref()).ok_or_else(|| {
-            self.denied.fetch_add(1, Ordering::Relaxed);
+            self.metrics.denied.inc();
             let who = identity.unwrap_or_default();
             tracing::warn!(identity = %who, "region API call refused: no role");
             Status::permission_denied(format!("{who} has no role in this region"))
@@ -126,7 +135,7 @@ impl Shared {
     fn user_role<T>(&self, req: &Request<T>) -> Result<Role, Status> {
         match self.role(req)? {
             Role::Node(name) => {
-                self.denied.fetch_add(1, Ordering::Relaxed);
+                self.metrics.denied.inc();
                 tracing::warn!(node = %name, "region API call by a node refused");
                 Err(Status::permission_denied(format!(
                     "{name} (node) may not use the region API: nodes use NodeSync"
@@ -201,14 +210,22 @@ impl RegionApi for RegionApiService {
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::Object>, Status> {
         let s = &self.0;
-        let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
-        s.authorize(&req, Operation::Write(kind, &ns))?;
-        match s.target()? {
-            Target::Local(w) => Ok(Response::new(
-                call(&w, |r| RegionMsg::Create(obj, r)).await?,
-            )),
-            Target::Remote(ch) => RegionApiClient::new(ch).create(req.into_inner()).await,
+        let r = async {
+            let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
+            s.authorize(&req, Operation::Write(kind, &ns))?;
+            match s.target()? {
+                Target::Local(w) => Ok(Response::new(
+                    call(&w, |r| RegionMsg::Create(obj, r)).await?,
+                )),
+                Target::Remote(ch) => {
+                    RegionApiClient::new(s.forwarded(ch))
+                        .create(req.into_inner())
+                        .await
+                }
+            }
         }
+        .await;
+        s.count("Create", r)
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Object>, Status> {
@@ -275,14 +292,22 @@ impl RegionApi for RegionApiService {
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::Object>, Status> {
         let s = &self.0;
-        let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
-        s.authorize(&req, Operation::Write(kind, &ns))?;
-        match s.target()? {
-            Target::Local(w) => Ok(Response::new(
-                call(&w, |r| RegionMsg::Update(obj, r)).await?,
-            )),
-            Target::Remote(ch) => RegionApiClient::new(ch).update(req.into_inner()).await,
+        let r = async {
+            let (obj, kind, ns) = object_arg(req.get_ref().object.clone())?;
+            s.authorize(&req, Operation::Write(kind, &ns))?;
+            match s.target()? {
+                Target::Local(w) => Ok(Response::new(
+                    call(&w, |r| RegionMsg::Update(obj, r)).await?,
+                )),
+                Target::Remote(ch) => {
+                    RegionApiClient::new(s.forwarded(ch))
+                        .update(req.into_inner())
+                        .await
+                }
+            }
         }
+        .await;
+        s.count("Update", r)
     }
 
     async fn delete(
@@ -290,16 +315,24 @@ impl RegionApi for RegionApiService {
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let s = &self.0;
-        let (kind, key) = key_arg(req.get_ref().key.clone())?;
-        s.authorize(&req, Operation::Write(kind, &key.namespace))?;
-        let version = req.get_ref().resource_version;
-        match s.target()? {
-            Target::Local(w) => {
-                let obj = call(&w, |r| RegionMsg::Delete(kind, key, version, r)).await?;
-                Ok(Response::new(pb::DeleteResponse { object: Some(obj) }))
+        let r = async {
+            let (kind, key) = key_arg(req.get_ref().key.clone())?;
+            s.authorize(&req, Operation::Write(kind, &key.namespace))?;
+            let version = req.get_ref().resource_version;
+            match s.target()? {
+                Target::Local(w) => {
+                    let obj = call(&w, |r| RegionMsg::Delete(kind, key, version, r)).await?;
+                    Ok(Response::new(pb::DeleteResponse { object: Some(obj) }))
+                }
+                Target::Remote(ch) => {
+                    RegionApiClient::new(s.forwarded(ch))
+                        .delete(req.into_inner())
+                        .await
+                }
             }
-            Target::Remote(ch) => RegionApiClient::new(ch).delete(req.into_inner()).await,
         }
+        .await;
+        s.count("Delete", r)
     }
 
     type WatchStream = Stream_<pb::WatchEvent>;
@@ -440,14 +473,18 @@ impl NodeSync for NodeSyncService {
         req: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let s = &self.0;
-        s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let body = req.into_inner();
-        match s.target()? {
-            Target::Local(w) => Ok(Response::new(
-                call(&w, |r| RegionMsg::Register(body, r)).await?,
-            )),
-            Target::Remote(ch) => NodeSyncClient::new(ch).register(body).await,
+        let r = async {
+            s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
+            let body = req.into_inner();
+            match s.target()? {
+                Target::Local(w) => Ok(Response::new(
+                    call(&w, |r| RegionMsg::Register(body, r)).await?,
+                )),
+                Target::Remote(ch) => NodeSyncClient::new(s.forwarded(ch)).register(body).await,
+            }
         }
+        .await;
+        s.count("Register", r)
     }
 
     async fn heartbeat(
@@ -455,14 +492,18 @@ impl NodeSync for NodeSyncService {
         req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let s = &self.0;
-        s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let body = req.into_inner();
-        match s.target()? {
-            Target::Local(w) => Ok(Response::new(
-                call(&w, |r| RegionMsg::Heartbeat(body.name, r)).await?,
-            )),
-            Target::Remote(ch) => NodeSyncClient::new(ch).heartbeat(body).await,
+        let r = async {
+            s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
+            let body = req.into_inner();
+            match s.target()? {
+                Target::Local(w) => Ok(Response::new(
+                    call(&w, |r| RegionMsg::Heartbeat(body.name, r)).await?,
+                )),
+                Target::Remote(ch) => NodeSyncClient::new(s.forwarded(ch)).heartbeat(body).await,
+            }
         }
+        .await;
+        s.count("Heartbeat", r)
     }
 
     type WatchPlacedStream = Stream_<pb::PlacedEvent>;
@@ -491,15 +532,23 @@ impl NodeSync for NodeSyncService {
         req: Request<pb::ReportStatusRequest>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
         let s = &self.0;
-        s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
-        let body = req.into_inner();
-        match s.target()? {
-            Target::Local(w) => {
-                call(&w, |r| RegionMsg::Report(body.name, body.objects, r)).await?;
-                Ok(Response::new(pb::ReportStatusResponse {}))
+        let r = async {
+            s.authorize(&req, Operation::NodeSync(&req.get_ref().name))?;
+            let body = req.into_inner();
+            match s.target()? {
+                Target::Local(w) => {
+                    call(&w, |r| RegionMsg::Report(body.name, body.objects, r)).await?;
+                    Ok(Response::new(pb::ReportStatusResponse {}))
+                }
+                Target::Remote(ch) => {
+                    NodeSyncClient::new(s.forwarded(ch))
+                        .report_status(body)
+                        .await
+                }
             }
-            Target::Remote(ch) => NodeSyncClient::new(ch).report_status(body).await,
         }
+        .await;
+        s.count("ReportStatus", r)
     }
 }
 

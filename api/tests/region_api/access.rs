@@ -50,6 +50,7 @@ async fn every_role_gets_exactly_its_share() {
     let extra = "[access]\nadmins = [\"admin\"]\nnodes = [\"node-*\"]\n\
          [[access.tenants]]\nidentity = \"alice\"\nnamespaces = [\"t1\"]\n";
     let mut s = settings(dir.path(), extra);
+    s.http = Some("127.0.0.1:0".parse().unwrap());
     s.tls = Some((
         pki.join("ca.pem"),
         pki.join("server.pem"),
@@ -154,5 +155,32 @@ async fn every_role_gets_exactly_its_share() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "tenants cannot sync");
+
+    // Refusals are counted.
+    let metrics = http_get(running.http_addr.unwrap(), "/metrics").await;
+    let denied: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferrinet_api_denied_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(denied >= 6.0, "{metrics}");
+    assert!(metrics.contains("ferrinet_api_leader 1"), "{metrics}");
+    assert!(
+        http_get(running.http_addr.unwrap(), "/readyz")
+            .await
+            .contains("200 OK")
+    );
     running.shutdown().await;
+}
+
+/// A plain HTTP/1.0 GET; the whole response.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    out
 }
