@@ -295,7 +295,7 @@ async fn lead(
                         running = Some(pair);
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot start the region actor; retrying");
+                        tracing::error!(error = %crate::service::error::error_chain(&e), "cannot start the region actor; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         state = campaign.state();
                         continue;

@@ -1,17 +1,23 @@
 //! The allocator: one actor that hands out every value that must be unique in the region (VNIs,
-//! network addresses, public addresses) and persists each decision before it answers.
+//! network addresses, public addresses, NAT port slices) and persists each decision before the
+//! caller acknowledges anything that depends on it.
 //!
 //! ```text
-//!  API handlers --AllocatorMsg (call)--> AllocatorActor --Txn (fenced, "must not exist")--> Store
+//!  region actor --AllocatorMsg (call)--> AllocatorActor --Txn (fenced, "must not exist")--> Store
+//!               --Sync (call)---------->   (waits for every queued write)
 //!                                        | owns VniAllocator, IpAllocator per network,
-//!                                        | PublicIpPool (the pure ipam module)
+//!                                        | PublicIpPool, NatPorts (the pure ipam module)
 //! ```
 //!
-//! One message at a time: a decision is made in memory, written to the store, and only then
-//! answered. A write that fails is undone in memory, so memory never holds what the store does
-//! not. Every new key is written with "must not exist", so even two allocators that both believe
-//! they lead cannot hand out one value twice; with a leader campaign the writes are also fenced.
-//! At start the actor rebuilds its state from one listing of the store.
+//! One message at a time: a decision is made in memory and its write queued to the store at
+//! once (in order), then answered; [`AllocatorMsg::Sync`] waits until every queued write is
+//! committed, and the region actor calls it before it answers a user, so nothing is confirmed
+//! that is not on disk while a burst of allocations shares its commits. When a write fails, Sync
+//! says so and the caller makes the allocator [reload](AllocatorMsg::Reload) from the store, so
+//! memory never keeps what the store does not. Every new key is written with "must not exist",
+//! so even two allocators that both believe they lead cannot hand out one value twice; with a
+//! leader campaign the writes are also fenced. At start the actor builds its state from one
+//! listing of the store.
 
 mod nat;
 pub mod records;
@@ -103,6 +109,10 @@ pub enum AllocatorMsg {
     NatStatus(String, RpcReplyPort<Option<NatStatus>>),
     /// Every stored allocation, for status and tests.
     List(RpcReplyPort<Vec<Allocation>>),
+    /// Waits until every write queued so far is committed; the first failure, if any.
+    Sync(Reply<()>),
+    /// Forgets the state and builds it again from the store (after a failed write).
+    Reload(Reply<()>),
 }
 
 /// Start arguments.
@@ -132,7 +142,16 @@ pub struct AllocatorState {
     nat: BTreeMap<String, NatPorts<String>>,
     /// Stored slices of gateways not defined (yet).
     pending_nat: BTreeMap<String, Vec<nat::StoredSlice>>,
+    /// Writes queued and not yet confirmed.
+    queued: Vec<Pending>,
+    vni_range: VniRange,
+    public_ranges: PublicRanges,
 }
+
+/// A queued write's result.
+type Pending = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<crate::store::Revision, StoreError>> + Send>,
+>;
 
 /// The allocator actor.
 #[derive(Debug)]
@@ -148,57 +167,7 @@ impl Actor for AllocatorActor {
         _myself: ActorRef<AllocatorMsg>,
         args: AllocatorArgs,
     ) -> Result<AllocatorState, ActorProcessingErr> {
-        let listing = args.store.list(records::PREFIX).await?;
-        let (mut vnis, mut ips, mut public) = (Vec::new(), BTreeMap::new(), Vec::new());
-        let mut pending_nat: BTreeMap<String, Vec<nat::StoredSlice>> = BTreeMap::new();
-        for kv in &listing.items {
-            match records::parse(&kv.key, &kv.value) {
-                Ok(Allocation::Vni { vni, owner }) => vnis.push((owner, vni)),
-                Ok(Allocation::Ip {
-                    network,
-                    address,
-                    owner,
-                }) => ips
-                    .entry(network)
-                    .or_insert_with(Vec::new)
-                    .push((owner, address)),
-                Ok(Allocation::Public { address, owner }) => public.push((owner, address)),
-                Ok(Allocation::Nat {
-                    gateway,
-                    address,
-                    port,
-                    owner,
-                }) => pending_nat
-                    .entry(gateway)
-                    .or_default()
-                    .push((owner, address, port)),
-                // Kept in the store (the key stays taken), shown to the operator.
-                Err(e) => tracing::error!(error = %e, "ignoring a stored allocation"),
-            }
-        }
-        let (vnis, rejected) = VniAllocator::restore(args.vnis, vnis);
-        for r in rejected {
-            tracing::warn!(owner = %r.owner, vni = r.value, error = %r.error, "stored VNI outside the configured range: kept for its owner, not reusable");
-        }
-        let (public, rejected) = PublicIpPool::restore(args.public, public);
-        for r in rejected {
-            tracing::warn!(owner = %r.owner, address = %r.value, error = %r.error, "stored public address outside the configured pool");
-        }
-        tracing::info!(
-            allocations = listing.items.len(),
-            revision = listing.revision,
-            "allocator state loaded"
-        );
-        Ok(AllocatorState {
-            store: args.store,
-            fence: args.fence,
-            vnis,
-            public,
-            networks: BTreeMap::new(),
-            pending: ips,
-            nat: BTreeMap::new(),
-            pending_nat,
-        })
+        Ok(AllocatorState::load(args.store, args.vnis, args.public, args.fence).await?)
     }
 
     async fn handle(
@@ -250,12 +219,114 @@ impl Actor for AllocatorActor {
             AllocatorMsg::List(reply) => {
                 let _ = reply.send(st.list());
             }
+            AllocatorMsg::Sync(reply) => {
+                let _ = reply.send(st.sync().await);
+            }
+            AllocatorMsg::Reload(reply) => {
+                let _ = st.sync().await;
+                let r = AllocatorState::load(
+                    st.store.clone(),
+                    st.vni_range,
+                    st.public_ranges.clone(),
+                    st.fence.clone(),
+                )
+                .await;
+                match r {
+                    Ok(fresh) => {
+                        *st = fresh;
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
         }
         Ok(())
     }
 }
 
 impl AllocatorState {
+    /// The state stored allocations give, from one listing.
+    async fn load(
+        store: Store,
+        vni_range: VniRange,
+        public_ranges: PublicRanges,
+        fence: Option<Fence>,
+    ) -> Result<Self, StoreError> {
+        let listing = store.list(records::PREFIX).await?;
+        let (mut vnis, mut ips, mut public) = (Vec::new(), BTreeMap::new(), Vec::new());
+        let mut pending_nat: BTreeMap<String, Vec<nat::StoredSlice>> = BTreeMap::new();
+        for kv in &listing.items {
+            match records::parse(&kv.key, &kv.value) {
+                Ok(Allocation::Vni { vni, owner }) => vnis.push((owner, vni)),
+                Ok(Allocation::Ip {
+                    network,
+                    address,
+                    owner,
+                }) => ips
+                    .entry(network)
+                    .or_insert_with(Vec::new)
+                    .push((owner, address)),
+                Ok(Allocation::Public { address, owner }) => public.push((owner, address)),
+                Ok(Allocation::Nat {
+                    gateway,
+                    address,
+                    port,
+                    owner,
+                }) => pending_nat
+                    .entry(gateway)
+                    .or_default()
+                    .push((owner, address, port)),
+                // Kept in the store (the key stays taken), shown to the operator.
+                Err(e) => tracing::error!(error = %e, "ignoring a stored allocation"),
+            }
+        }
+        let (vnis, rejected) = VniAllocator::restore(vni_range, vnis);
+        for r in rejected {
+            tracing::warn!(owner = %r.owner, vni = r.value, error = %r.error, "stored VNI outside the configured range: kept for its owner, not reusable");
+        }
+        let (public, rejected) = PublicIpPool::restore(public_ranges.clone(), public);
+        for r in rejected {
+            tracing::warn!(owner = %r.owner, address = %r.value, error = %r.error, "stored public address outside the configured pool");
+        }
+        tracing::info!(
+            allocations = listing.items.len(),
+            revision = listing.revision,
+            "allocator state loaded"
+        );
+        Ok(AllocatorState {
+            queued: Vec::new(),
+            vni_range,
+            public_ranges,
+            store,
+            fence,
+            vnis,
+            public,
+            networks: BTreeMap::new(),
+            pending: ips,
+            nat: BTreeMap::new(),
+            pending_nat,
+        })
+    }
+
+    /// Queues a write; its result is collected by the next Sync.
+    fn persist(&mut self, txn: Txn) {
+        self.queued.push(Box::pin(self.store.submit(txn)));
+    }
+
+    async fn sync(&mut self) -> Result<(), AllocError> {
+        let mut first = None;
+        for p in std::mem::take(&mut self.queued) {
+            if let Err(e) = p.await
+                && first.is_none()
+            {
+                first = Some(e);
+            }
+        }
+        first.map_or(Ok(()), |e| Err(AllocError::Store(e)))
+    }
+
     fn txn(&self) -> Txn {
         match &self.fence {
             Some(f) => Txn::new().fenced(f),
@@ -279,10 +350,7 @@ impl AllocatorState {
             records::value(&owner),
             Expect::Absent,
         );
-        if let Err(e) = self.store.txn(txn).await {
-            let _ = self.vnis.release(&owner, vni);
-            return Err(e.into());
-        }
+        self.persist(txn);
         tracing::info!(%owner, vni, "VNI allocated");
         Ok(vni)
     }
@@ -293,7 +361,7 @@ impl AllocatorState {
             return Ok(None);
         };
         let txn = self.txn().delete(records::vni_key(vni), Expect::Any);
-        self.store.txn(txn).await?;
+        self.persist(txn);
         self.vnis.release(&owner, vni)?;
         tracing::info!(%owner, vni, "VNI released");
         Ok(Some(vni))
@@ -344,12 +412,7 @@ impl AllocatorState {
         };
         let key = records::ip_key(network, address);
         let txn = self.txn().put(key, records::value(&owner), Expect::Absent);
-        if let Err(e) = self.store.txn(txn).await {
-            if let Some(a) = self.networks.get_mut(network) {
-                let _ = a.release(&owner, address);
-            }
-            return Err(e.into());
-        }
+        self.persist(txn);
         tracing::debug!(%network, %owner, %address, "address allocated");
         Ok(address)
     }
@@ -377,7 +440,7 @@ impl AllocatorState {
         let txn = all.iter().fold(self.txn(), |t, ip| {
             t.delete(records::ip_key(network, *ip), Expect::Any)
         });
-        self.store.txn(txn).await?;
+        self.persist(txn);
         if let Some(a) = self.networks.get_mut(network) {
             a.release_owner(&owner);
         }
@@ -403,10 +466,7 @@ impl AllocatorState {
             records::value(&owner),
             Expect::Absent,
         );
-        if let Err(e) = self.store.txn(txn).await {
-            let _ = self.public.release(&owner, address);
-            return Err(e.into());
-        }
+        self.persist(txn);
         tracing::info!(%owner, %address, "public address allocated");
         Ok(address)
     }
@@ -420,7 +480,7 @@ impl AllocatorState {
         let txn = held.iter().fold(self.txn(), |t, ip| {
             t.delete(records::public_key(*ip), Expect::Any)
         });
-        self.store.txn(txn).await?;
+        self.persist(txn);
         self.public.release_owner(&owner);
         Ok(held)
     }
@@ -435,7 +495,7 @@ impl AllocatorState {
             return Ok(false);
         }
         let txn = self.txn().delete(records::public_key(address), Expect::Any);
-        self.store.txn(txn).await?;
+        self.persist(txn);
         self.public.release(&owner, address)?;
         Ok(true)
     }

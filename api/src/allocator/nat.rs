@@ -66,7 +66,7 @@ impl AllocatorState {
                     Expect::Any,
                 )
             });
-            self.store.txn(txn).await?;
+            self.persist(txn);
             tracing::warn!(%gateway, released = rejected.len(), "NAT slices of another size released");
         }
         let status = ports.status();
@@ -120,18 +120,7 @@ impl AllocatorState {
                 Expect::Absent,
             );
         }
-        if let Err(e) = self.store.txn(txn).await {
-            if let Some(ports) = self.nat.get_mut(gateway) {
-                ports.release(&owner);
-                if let Some(ip) = new_ip {
-                    let _ = ports.remove_ip(ip);
-                }
-            }
-            if let Some(ip) = new_ip {
-                let _ = self.public.release(&gateway_owner(gateway), IpAddr::V4(ip));
-            }
-            return Err(e.into());
-        }
+        self.persist(txn);
         if let Some(ip) = new_ip {
             tracing::info!(%gateway, %ip, "NAT gateway took a public address");
         }
@@ -150,7 +139,7 @@ impl AllocatorState {
             let txn = self
                 .txn()
                 .delete(records::nat_key(gateway, slice.ip, slice.port), Expect::Any);
-            self.store.txn(txn).await?;
+            self.persist(txn);
             if let Some(p) = self.nat.get_mut(gateway) {
                 p.release(&owner);
             }
@@ -170,7 +159,7 @@ impl AllocatorState {
         let txn = pending.iter().fold(self.txn(), |t, (_, ip, port)| {
             t.delete(records::nat_key(gateway, *ip, *port), Expect::Any)
         });
-        self.store.txn(txn).await?;
+        self.persist(txn);
         if let Some(p) = self.pending_nat.get_mut(gateway) {
             p.retain(|(o, _, _)| *o != owner);
         }
@@ -209,7 +198,7 @@ impl AllocatorState {
             let txn = chunk
                 .iter()
                 .fold(self.txn(), |t, k| t.delete(k.clone(), Expect::Any));
-            self.store.txn(txn).await?;
+            self.persist(txn);
         }
         self.nat.remove(gateway);
         self.pending_nat.remove(gateway);

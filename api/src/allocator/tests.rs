@@ -1,5 +1,5 @@
-//! The allocator over a real embedded store: decisions survive a restart, concurrent requests
-//! never share a value, and the store refuses a value another writer took.
+//! The allocator over a real embedded store: decisions survive a restart (once synced),
+//! concurrent requests never share a value, and the store refuses a value another writer took.
 
 use std::collections::BTreeSet;
 
@@ -91,6 +91,7 @@ async fn decisions_survive_a_restart_and_are_not_handed_out_again() {
     })
     .await
     .expect("public");
+    call(&a, AllocatorMsg::Sync).await.expect("committed");
     a.stop(None);
 
     // A new allocator over the same store knows all of it.
@@ -137,6 +138,7 @@ async fn decisions_survive_a_restart_and_are_not_handed_out_again() {
         .await
         .expect("release");
     assert_eq!(freed, Some(100));
+    call(&b, AllocatorMsg::Sync).await.expect("committed");
     b.stop(None);
     let c = start(&s).await;
     let reused = call(&c, |r| AllocatorMsg::Vni("t3/new".into(), None, r))
@@ -176,6 +178,7 @@ async fn concurrent_requests_never_share_an_address() {
         assert!(got.insert(address), "{address} handed out twice");
     }
     assert_eq!(got.len(), 60);
+    call(&a, AllocatorMsg::Sync).await.expect("committed");
     let stored = s.list(records::PREFIX).await.expect("list");
     assert_eq!(stored.items.len(), 60);
     // A network without subnets here: a clear error, nothing stored.
@@ -207,20 +210,32 @@ async fn a_value_another_writer_took_is_refused_by_the_store_and_not_kept() {
     )
     .await
     .expect("put");
+    // The decision is answered, and its write fails: Sync says so, and a reload takes back
+    // what the store holds.
     let r = call(&a, |r| AllocatorMsg::Vni("t/n".into(), None, r)).await;
+    assert_eq!(r.expect("decided"), 100);
+    let synced = call(&a, AllocatorMsg::Sync).await;
     assert!(
-        matches!(r, Err(AllocError::Store(StoreError::Conflict { .. }))),
-        "{r:?}"
+        matches!(synced, Err(AllocError::Store(StoreError::Conflict { .. }))),
+        "{synced:?}"
     );
-    assert!(
-        call(&a, AllocatorMsg::List).await.is_empty(),
-        "undone in memory"
+    call(&a, AllocatorMsg::Reload).await.expect("reloaded");
+    let held: Vec<String> = call(&a, AllocatorMsg::List)
+        .await
+        .iter()
+        .map(|x| format!("{x:?}"))
+        .collect();
+    assert_eq!(
+        held,
+        vec!["Vni { vni: 100, owner: \"elsewhere\" }".to_string()],
+        "memory follows the store"
     );
     // A fixed request for a free VNI still works; after a restart 100 is known as taken.
     let v = call(&a, |r| AllocatorMsg::Vni("t/n".into(), Some(120), r))
         .await
         .expect("fixed");
     assert_eq!(v, 120);
+    call(&a, AllocatorMsg::Sync).await.expect("committed");
     a.stop(None);
     let b = start(&s).await;
     let next = call(&b, |r| AllocatorMsg::Vni("t/m".into(), None, r))
@@ -269,6 +284,7 @@ async fn nat_slices_take_public_addresses_as_needed_and_survive_a_restart() {
         .await
         .expect("status");
     assert_eq!((status.public_ips, status.slices_used), (2, 2));
+    call(&a, AllocatorMsg::Sync).await.expect("committed");
     a.stop(None);
 
     // After a restart the slices and the gateway's addresses are still taken.

@@ -65,6 +65,10 @@ pub struct RegionState {
     pub(super) alloc_messages: BTreeMap<(pb::Kind, ObjKey), String>,
     /// The next realization covers every network: remove placed objects none places.
     pub(super) full_sweep: bool,
+    /// Answers waiting for the next flush.
+    pub(super) deferred: Vec<super::batch::Deferred>,
+    /// A Flush message is in the mailbox.
+    pub(super) flush_queued: bool,
 }
 
 /// The region actor.
@@ -99,6 +103,8 @@ impl Actor for RegionActor {
             placed_ops: Vec::new(),
             alloc_messages: BTreeMap::new(),
             full_sweep: false,
+            deferred: Vec::new(),
+            flush_queued: false,
         };
         st.load().await?;
         st.start_up().await?;
@@ -118,48 +124,61 @@ impl Actor for RegionActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<RegionMsg>,
+        myself: ActorRef<RegionMsg>,
         msg: RegionMsg,
         st: &mut RegionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RegionMsg::Create(obj, reply) => {
                 let r = st.create(obj).await;
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |st, r| {
+                    let r = r.and_then(|(kind, key)| {
+                        st.get(kind, &key).ok_or(ApiError::NotFound { kind, key })
+                    });
+                    let _ = reply.send(r);
+                });
             }
             RegionMsg::Update(obj, reply) => {
                 let r = st.update(obj).await;
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |st, r| {
+                    let r = r.and_then(|(kind, key)| {
+                        st.get(kind, &key).ok_or(ApiError::NotFound { kind, key })
+                    });
+                    let _ = reply.send(r);
+                });
             }
             RegionMsg::Delete(kind, key, version, reply) => {
                 let r = st.delete(kind, key, version).await;
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |_, r| {
+                    let _ = reply.send(r);
+                });
             }
             RegionMsg::Register(req, reply) => {
                 let r = st.register(req).await;
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |_, r| {
+                    let _ = reply.send(r);
+                });
             }
             RegionMsg::Heartbeat(name, reply) => {
                 let r = st.heartbeat(&name).await;
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |_, r| {
+                    let _ = reply.send(r);
+                });
             }
             RegionMsg::Report(node, objects, reply) => {
                 let r = st.report(&node, objects);
-                let r = st.settle(r).await;
-                let _ = reply.send(r);
+                st.defer(r, move |_, r| {
+                    let _ = reply.send(r);
+                });
             }
-            RegionMsg::Tick => {
-                st.tick().await;
-                if let Err(e) = st.settle(Ok(())).await {
-                    tracing::warn!(error = %super::error::error_chain(&e), "periodic region update failed");
-                }
+            RegionMsg::Tick => st.tick().await,
+            RegionMsg::Flush => {
+                st.flush_queued = false;
+                st.flush().await;
+                return Ok(());
             }
         }
+        st.queue_flush(&myself);
         Ok(())
     }
 }
@@ -234,27 +253,11 @@ impl RegionState {
         self.ensure_all_allocations().await;
         self.affected = self.inv.networks.keys().cloned().collect();
         self.full_sweep = true;
-        self.write().await
+        self.write().await?;
+        self.sync_allocator().await
     }
 
-    /// Finishes a call: writes what it left unwritten (a refused call may have changed
-    /// dependents before it was refused). When a write fails, the state is read again from the
-    /// store, so memory never holds what the store does not.
-    pub(super) async fn settle<T>(&mut self, r: Result<T, ApiError>) -> Result<T, ApiError> {
-        if matches!(r, Err(ApiError::Store(_))) {
-            self.reload().await;
-            return r;
-        }
-        match self.write().await {
-            Ok(()) => r,
-            Err(e) => {
-                self.reload().await;
-                r.and(Err(e))
-            }
-        }
-    }
-
-    async fn reload(&mut self) {
+    pub(super) async fn reload(&mut self) {
         if let Err(e) = self.load().await {
             tracing::error!(error = %super::error::error_chain(&e), "cannot reload the region state");
         }
@@ -263,6 +266,7 @@ impl RegionState {
         self.placed_ops.clear();
         self.affected = self.inv.networks.keys().cloned().collect();
         self.full_sweep = true;
+        self.reload_allocator().await;
     }
 
     /// The stored object of `kind` at `key`, with its resource version.
@@ -279,7 +283,7 @@ impl RegionState {
         Some(obj)
     }
 
-    async fn create(&mut self, obj: pb::Object) -> Result<pb::Object, ApiError> {
+    async fn create(&mut self, obj: pb::Object) -> Result<(pb::Kind, ObjKey), ApiError> {
         let mut obj = resources::validate(&obj)?;
         let (kind, key) = kind_and_key(&obj)?;
         if kind == pb::Kind::Node {
@@ -308,12 +312,10 @@ impl RegionState {
         tracing::info!(kind = resources::kind_word(kind), %key, "created");
         self.touch(kind, &key);
         self.follow_selectors(kind, &key).await;
-        self.write().await?;
-        self.get(kind, &key)
-            .ok_or_else(|| ApiError::NotFound { kind, key })
+        Ok((kind, key))
     }
 
-    async fn update(&mut self, obj: pb::Object) -> Result<pb::Object, ApiError> {
+    async fn update(&mut self, obj: pb::Object) -> Result<(pb::Kind, ObjKey), ApiError> {
         let new = resources::validate(&obj)?;
         let (kind, key) = kind_and_key(&new)?;
         let old = self.current(kind, &key, meta(&obj).map_or(0, |m| m.resource_version))?;
@@ -325,7 +327,7 @@ impl RegionState {
         let mut merged = new.clone();
         carry_over(&old, &mut merged);
         if merged == old {
-            return Ok(self.get(kind, &key).unwrap_or(old));
+            return Ok((kind, key));
         }
         let realloc = allocation_inputs_changed(&old, &merged);
         super::allocate::check_immutable(&old, &merged)?;
@@ -345,9 +347,7 @@ impl RegionState {
         tracing::info!(kind = resources::kind_word(kind), %key, "updated");
         self.touch(kind, &key);
         self.follow_selectors(kind, &key).await;
-        self.write().await?;
-        self.get(kind, &key)
-            .ok_or_else(|| ApiError::NotFound { kind, key })
+        Ok((kind, key))
     }
 
     async fn delete(
@@ -365,7 +365,6 @@ impl RegionState {
         self.deleted.insert((kind, key.clone()));
         self.follow_selectors(kind, &key).await;
         tracing::info!(kind = resources::kind_word(kind), %key, "deleted");
-        self.write().await?;
         Ok(old)
     }
 

@@ -65,6 +65,9 @@ pub enum ApiError {
     /// The store failed: nothing of the call was applied.
     #[error("region store")]
     Store(#[from] StoreError),
+    /// The batch this call was written in did not commit (shared by every call of the batch).
+    #[error("not committed")]
+    NotCommitted(#[source] std::sync::Arc<ApiError>),
     /// The region actor is not running (shutting down, or this replica does not lead).
     #[error("the region API is not serving writes here{}", leader.as_ref().map(|l| format!(": the leader is {l}")).unwrap_or_default())]
     Unavailable {
@@ -91,7 +94,7 @@ impl From<ApiError> for tonic::Status {
             },
             ApiError::Denied(_) => tonic::Status::permission_denied(message),
             ApiError::Store(StoreError::Conflict { .. }) => tonic::Status::aborted(message),
-            ApiError::Store(_) | ApiError::Unavailable { .. } => {
+            ApiError::Store(_) | ApiError::Unavailable { .. } | ApiError::NotCommitted(_) => {
                 tonic::Status::unavailable(message)
             }
         }

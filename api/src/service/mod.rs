@@ -15,14 +15,17 @@
 //! ```
 //!
 //! A write is answered only once everything it changed is in the store: the object, the
-//! objects whose status follows from it (targets, peerings, NAT usage) and the node objects
-//! placed because of it. The actor keeps in memory exactly what the store holds; when a write
+//! objects whose status follows from it (targets, peerings, NAT usage), the node objects placed
+//! because of it and its allocations. Writes are group-committed: each message changes memory
+//! and queues a Flush; the messages already in the mailbox are handled before that Flush, which
+//! realizes once, writes once, waits for the allocator's writes and answers them all. The actor keeps in memory exactly what the store holds; when a write
 //! fails it reloads from the store, and allocations that no object owns any more (a crash
 //! between allocating and writing) are released at start.
 
 pub mod access;
 mod actor;
 mod allocate;
+mod batch;
 mod commit;
 pub mod error;
 pub mod forward;
@@ -88,6 +91,8 @@ pub enum RegionMsg {
     Report(String, Vec<node_pb::Object>, Reply<()>),
     /// Timer: leases, peering TTLs, re-placement.
     Tick,
+    /// Write what the messages before it changed, then answer them (group commit).
+    Flush,
 }
 
 /// Calls the region actor and waits for its answer.

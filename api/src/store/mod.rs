@@ -51,6 +51,12 @@ pub use watch::Watch;
 
 use types::{validate_campaign, validate_value};
 
+/// A transaction handed to a backend, whose result is still to come.
+enum Submitted {
+    Embedded(tokio::sync::oneshot::Receiver<Result<types::Outcome, StoreError>>),
+    Etcd(tokio::task::JoinHandle<Result<types::Outcome, StoreError>>),
+}
+
 /// A handle on the store; cheap to clone, shared by every task of the process.
 #[derive(Clone)]
 pub struct Store {
@@ -157,6 +163,33 @@ impl Store {
     pub async fn txn(&self, txn: Txn) -> Result<Revision, StoreError> {
         txn.validate()?;
         Ok(self.apply(txn).await?.revision)
+    }
+
+    /// Queues `txn` now and returns a future of its revision: a writer that must not wait for
+    /// each write (the allocator inside a batch of the region actor) submits several and awaits
+    /// them together, so that they share commits. On the embedded store transactions apply in
+    /// the order they were submitted; on etcd they are independent requests, in flight at once.
+    pub fn submit(
+        &self,
+        txn: Txn,
+    ) -> impl std::future::Future<Output = Result<Revision, StoreError>> + Send + 'static {
+        let queued: Result<Submitted, StoreError> =
+            txn.validate().and_then(|()| match &*self.backend {
+                Backend::Embedded(s) => s.submit(txn).map(Submitted::Embedded),
+                Backend::Etcd(_) => {
+                    let store = self.clone();
+                    Ok(Submitted::Etcd(tokio::spawn(async move {
+                        store.apply(txn).await
+                    })))
+                }
+            });
+        async move {
+            let outcome = match queued? {
+                Submitted::Embedded(rx) => rx.await.map_err(|_| StoreError::Closed)??,
+                Submitted::Etcd(task) => task.await.map_err(|_| StoreError::Closed)??,
+            };
+            Ok(outcome.revision)
+        }
     }
 
     async fn apply(&self, txn: Txn) -> Result<types::Outcome, StoreError> {

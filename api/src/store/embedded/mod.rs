@@ -121,11 +121,20 @@ impl Embedded {
     }
 
     pub(crate) async fn txn(&self, txn: Txn) -> Result<Outcome, StoreError> {
+        self.submit(txn)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `txn` for the writer now (it is applied in the order of submission) and returns
+    /// the receiver of its result.
+    pub(crate) fn submit(
+        &self,
+        txn: Txn,
+    ) -> Result<oneshot::Receiver<Result<Outcome, StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
         self.requests
             .send(Request::Txn { txn, done })
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(rx)
     }
 
     pub(crate) async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
