@@ -5,7 +5,9 @@
 
 pub mod config;
 pub mod error;
+pub mod flow;
 pub mod observe;
+pub mod packet;
 pub mod routes;
 pub mod service;
 pub mod state;
