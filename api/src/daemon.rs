@@ -195,6 +195,8 @@ pub async fn start(s: &Settings) -> Result<Running, StartError> {
             writer: writer_tx,
             leader: leader_tx,
             metrics: metrics.clone(),
+            advertise: advertise.clone(),
+            lease,
         },
         shutdown_rx.clone(),
     )));
@@ -261,7 +263,14 @@ struct Publish {
     writer: watch::Sender<Option<ActorRef<RegionMsg>>>,
     leader: watch::Sender<Option<String>>,
     metrics: Metrics,
+    /// To campaign again after giving the lead up.
+    advertise: String,
+    lease: Duration,
 }
+
+/// Failed starts of the region actor after which a leader gives the lead up, so that another
+/// replica (which may not share the failure) can take over.
+const STARTS_BEFORE_RESIGNING: u32 = 5;
 
 /// Follows the campaign: while this replica leads, the allocator and the region actor run
 /// (their writes fenced) and are published; when it stops leading, they stop.
@@ -277,7 +286,10 @@ async fn lead(
         writer,
         leader,
         metrics,
+        advertise,
+        lease,
     } = publish;
+    let mut failures = 0;
     let mut running: Option<(
         ActorRef<crate::allocator::AllocatorMsg>,
         ActorRef<RegionMsg>,
@@ -291,12 +303,35 @@ async fn lead(
                 tracing::info!("leading: starting the allocator and the region actor");
                 match start_actors(&store, &s, region.clone(), state.fence.clone()).await {
                     Ok(pair) => {
+                        failures = 0;
                         let _ = writer.send(Some(pair.1.clone()));
                         running = Some(pair);
                     }
                     Err(e) => {
-                        tracing::error!(error = %crate::service::error::error_chain(&e), "cannot start the region actor; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        failures += 1;
+                        tracing::error!(error = %crate::service::error::error_chain(&e), failures, "cannot start the region actor");
+                        if failures >= STARTS_BEFORE_RESIGNING {
+                            tracing::error!(
+                                "giving the lead up so that another replica can take over"
+                            );
+                            let old = std::mem::replace(
+                                &mut campaign,
+                                match store.campaign(ELECTION, &advertise, lease).await {
+                                    Ok(c) => c,
+                                    Err(e) => {
+                                        tracing::error!(error = %crate::service::error::error_chain(&e), "cannot campaign again");
+                                        break;
+                                    }
+                                },
+                            );
+                            // The new candidacy is younger than the others': resigning the old
+                            // one hands the lead to them.
+                            old.resign().await;
+                            tokio::time::sleep(lease).await;
+                            failures = 0;
+                        } else {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                         state = campaign.state();
                         continue;
                     }
@@ -305,9 +340,8 @@ async fn lead(
             (false, true) => {
                 tracing::warn!(leader = ?state.leader, "not leading any more: region actor stopped");
                 let _ = writer.send(None);
-                if let Some((a, r)) = running.take() {
-                    r.stop(None);
-                    a.stop(None);
+                if let Some(pair) = running.take() {
+                    stop_actors(pair).await;
                 }
             }
             _ => {}
@@ -321,11 +355,23 @@ async fn lead(
         }
     }
     let _ = writer.send(None);
-    if let Some((a, r)) = running.take() {
-        r.stop(None);
-        a.stop(None);
+    if let Some(pair) = running.take() {
+        stop_actors(pair).await;
     }
     let _ = campaign.resign().await;
+}
+
+/// Stops the region actor, then the allocator, each waited for: they hold the store, which is
+/// closed (and, embedded, reopened by a restart in the same process) after them.
+async fn stop_actors(
+    (allocator, region): (
+        ActorRef<crate::allocator::AllocatorMsg>,
+        ActorRef<RegionMsg>,
+    ),
+) {
+    let wait = Some(Duration::from_secs(10));
+    let _ = region.stop_and_wait(None, wait).await;
+    let _ = allocator.stop_and_wait(None, wait).await;
 }
 
 async fn start_actors(

@@ -194,7 +194,7 @@ impl AllocatorState {
         keys.extend(ips.iter().map(|ip| records::public_key(*ip)));
         // A gateway with many interfaces needs more than one transaction; each removes only
         // what no one can be handed twice (slices, then the addresses that carried them).
-        for chunk in keys.chunks(crate::store::MAX_TXN_OPS) {
+        for chunk in keys.chunks(crate::store::MAX_FENCED_TXN_OPS) {
             let txn = chunk
                 .iter()
                 .fold(self.txn(), |t, k| t.delete(k.clone(), Expect::Any));

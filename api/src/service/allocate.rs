@@ -117,7 +117,9 @@ impl RegionState {
         status.state = "Available".into();
         let uid = net.metadata.as_ref().map_or("", |m| m.uid.as_str());
         status.provider_id = format!("ferrinet://{}/{}/{vni}/{uid}", key.namespace, key.name);
-        self.set_network_status(key, status);
+        if net.status.as_ref() != Some(&status) {
+            self.set_network_status(key, status);
+        }
         if !misfits.is_empty() {
             let list: Vec<String> = misfits.iter().map(|(o, ip)| format!("{o} {ip}")).collect();
             return Ok(format!(
@@ -225,10 +227,12 @@ impl RegionState {
                 status.nat_end_port = 0;
             }
         }
-        if let Some(o) = self.inv.interfaces.get_mut(key) {
-            o.status = Some(status);
+        if ni.status.as_ref() != Some(&status) {
+            if let Some(o) = self.inv.interfaces.get_mut(key) {
+                o.status = Some(status);
+            }
+            self.touch(kind, key);
         }
-        self.touch(kind, key);
         Ok(String::new())
     }
 
@@ -316,8 +320,8 @@ impl RegionState {
         let Some(vip) = self.inv.virtual_ips.get(key).cloned() else {
             return Ok(String::new());
         };
-        let spec = vip.spec.unwrap_or_default();
-        let mut status = vip.status.unwrap_or_default();
+        let spec = vip.spec.clone().unwrap_or_default();
+        let mut status = vip.status.clone().unwrap_or_default();
         let family = ip_family(&spec.ip_family).unwrap_or(IpFamily::V4);
         let owner = owner(pb::Kind::VirtualIp, key);
         let req = request(family, &[], std::slice::from_ref(&status.ip));
@@ -328,10 +332,12 @@ impl RegionState {
             )
             .await?;
         status.ip = ip.to_string();
-        if let Some(o) = self.inv.virtual_ips.get_mut(key) {
-            o.status = Some(status);
+        if vip.status.as_ref() != Some(&status) {
+            if let Some(o) = self.inv.virtual_ips.get_mut(key) {
+                o.status = Some(status);
+            }
+            self.touch(pb::Kind::VirtualIp, key);
         }
-        self.touch(pb::Kind::VirtualIp, key);
         Ok(String::new())
     }
 
@@ -383,11 +389,13 @@ impl RegionState {
             ips.push(ip.to_string());
         }
         status.ips = ips;
-        if let Some(o) = self.inv.load_balancers.get_mut(key) {
-            o.status = Some(status);
+        if lb.status.as_ref() != Some(&status) {
+            if let Some(o) = self.inv.load_balancers.get_mut(key) {
+                o.status = Some(status);
+            }
+            self.touch(kind, key);
         }
         self.place_load_balancer(key);
-        self.touch(kind, key);
         Ok(String::new())
     }
 

@@ -1,6 +1,6 @@
 //! Writing a change: realize the affected networks (pure), fold what follows into the
 //! statuses of the objects concerned, and write those objects and the placed node objects that
-//! changed, in transactions of at most [`MAX_TXN_OPS`] operations.
+//! changed, in transactions of at most [`MAX_FENCED_TXN_OPS`] operations (the fence is one more).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -11,7 +11,7 @@ use prost::Message as _;
 use crate::dns::{DnsEntry, records};
 use crate::realize::{self, NetworkRealized};
 use crate::resources::ObjKey;
-use crate::store::{Expect, MAX_TXN_OPS, Txn};
+use crate::store::{Expect, MAX_FENCED_TXN_OPS, Txn};
 
 use super::actor::{Place, RegionState};
 use super::{ApiError, keys};
@@ -41,7 +41,7 @@ impl RegionState {
             }
         }
         ops.extend(std::mem::take(&mut self.placed_ops));
-        for chunk in ops.chunks(MAX_TXN_OPS) {
+        for chunk in ops.chunks(MAX_FENCED_TXN_OPS) {
             let mut txn = match &self.fence {
                 Some(f) => Txn::new().fenced(f),
                 None => Txn::new(),

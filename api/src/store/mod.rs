@@ -44,8 +44,8 @@ pub use embedded::EmbeddedOptions;
 pub use error::{BackendError, StoreError};
 pub use etcd::{EtcdConfig, EtcdTls};
 pub use types::{
-    EventKind, Expect, Fence, KeyValue, Listing, MAX_KEY_LEN, MAX_TXN_OPS, MAX_VALUE_LEN, Revision,
-    Txn, WatchEvent, validate_key, validate_prefix,
+    EventKind, Expect, Fence, KeyValue, Listing, MAX_FENCED_TXN_OPS, MAX_KEY_LEN, MAX_TXN_OPS,
+    MAX_VALUE_LEN, Revision, Txn, WatchEvent, validate_key, validate_prefix,
 };
 pub use watch::Watch;
 

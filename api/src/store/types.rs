@@ -16,8 +16,10 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// Largest value, in bytes: below etcd's default request limit (1.5 MiB), so a value that the
 /// embedded store takes is one etcd takes too.
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
-/// Most operations in one transaction: etcd's default `--max-txn-ops`.
+/// Most operations in one transaction, a fence counting as one: etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
+/// Most operations of a fenced transaction.
+pub const MAX_FENCED_TXN_OPS: usize = MAX_TXN_OPS - 1;
 
 /// A stored key with its value and revisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +216,11 @@ impl Txn {
         if self.ops.is_empty() {
             return Err(StoreError::Invalid("empty transaction".into()));
         }
-        if self.ops.len() > MAX_TXN_OPS {
+        // A fence is one more compare on etcd, which limits compares as it limits operations.
+        let counted = self.ops.len() + usize::from(self.fence.is_some());
+        if counted > MAX_TXN_OPS {
             return Err(StoreError::Invalid(format!(
-                "transaction of {} operations (at most {MAX_TXN_OPS})",
-                self.ops.len()
+                "transaction of {counted} operations with its fence (at most {MAX_TXN_OPS})"
             )));
         }
         let mut seen = HashSet::with_capacity(self.ops.len());
@@ -379,6 +382,15 @@ mod tests {
         let many =
             (0..=MAX_TXN_OPS).fold(Txn::new(), |t, i| t.delete(format!("/k{i}"), Expect::Any));
         assert!(many.validate().is_err());
+        // The fence is one more compare on etcd: a full transaction has no room for it.
+        let full =
+            (0..MAX_TXN_OPS).fold(Txn::new(), |t, i| t.delete(format!("/k{i}"), Expect::Any));
+        assert!(full.validate().is_ok());
+        let fence = Fence {
+            election: "/e".into(),
+            kind: FenceKind::Local { id: 1 },
+        };
+        assert!(full.fenced(&fence).validate().is_err());
         assert!(
             Txn::new()
                 .put("/a", vec![1], Expect::Absent)
