@@ -22,6 +22,7 @@ use ferrinet_route_client::client::TlsClient;
 pub mod api;
 pub mod cluster;
 pub mod dataplane;
+pub mod etcd;
 pub mod manifest;
 pub mod node;
 pub mod raw;
