@@ -113,7 +113,7 @@ path = {store:?}
 [allocation]
 vni_first = 100
 vni_last = 999
-public_pools = ["203.0.113.0/24", "2001:db8:100::/120"]
+public_pools = ["198.51.100.0/24", "2001:db8:100::/120"]
 [region]
 lb_replicas = 1
 [dns]
@@ -252,19 +252,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "\n  # The region API: tenants' networks, interfaces, NAT, load balancers, policies, peering:"
     );
-    println!(
-        "  export FERRINET_API=https://{api_addr} FERRINET_CA={} FERRINET_CERT={} FERRINET_KEY={}",
+    let api_flags = format!(
+        "--api https://{api_addr} --ca {} --cert {} --key {}",
         pki.join(certs::CA_CERT).display(),
         pki.join(format!("{ADMIN}.pem")).display(),
         pki.join(format!("{ADMIN}.key")).display()
     );
     println!(
-        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- apply -f api/examples/region.yaml"
+        "  rctl() {{ cargo run -q -p ferrinet-node --bin ferrinetctl -- {api_flags} \"$@\"; }}"
     );
-    println!("  cargo run -q -p ferrinet-node --bin ferrinetctl -- get ni -A -o wide");
-    println!(
-        "  cargo run -q -p ferrinet-node --bin ferrinetctl -- describe network blue -n team-a"
-    );
+    println!("  rctl apply -f api/examples/region.yaml");
+    println!("  rctl get ni -A -o wide");
+    println!("  rctl describe network blue -n team-a");
     if let Some(dns) = api.dns_addr {
         println!(
             "  dig @{} -p {} +short web-1.blue.team-a.dev.ferrinet.internal",
@@ -272,6 +271,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             dns.port()
         );
     }
+    println!("  curl -s http://127.0.0.1:4732/metrics   # the region API's counters");
     println!(
         "  cargo run -q -p ferrinet-node --bin ferrinetctl -- --node unix:{first} get ni   # placed by the region"
     );
