@@ -45,6 +45,72 @@ pub struct DataplaneConfig {
     pub pf_ports: Vec<String>,
     /// The VF ports interfaces can use.
     pub vf_ports: Vec<VfPort>,
+    /// Moving real packets (TAP ports, underlay sockets); `None`: API only.
+    pub packets: Option<PacketConfig>,
+}
+
+/// The packet path's configuration (`--packets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketConfig {
+    /// The Linux interface carrying the node's underlay, whose MTU bounds what can be
+    /// encapsulated; without it (and without `underlay_mtu`) 1500 is assumed.
+    pub underlay_interface: Option<String>,
+    /// The underlay MTU, overriding the interface's.
+    pub underlay_mtu: Option<u16>,
+    /// MTU of the TAP devices when created.
+    pub tap_mtu: u16,
+    /// Make the underlay /64 local (`ip -6 route replace local <prefix> dev lo`) so that the
+    /// kernel hands every address of it to the dataplane; off when the operator routes it.
+    pub make_prefix_local: bool,
+    /// The forwarding engine's settings (its `underlay_mtu` is filled in at start).
+    pub settings: crate::forward::Settings,
+}
+
+impl Default for PacketConfig {
+    fn default() -> Self {
+        Self {
+            underlay_interface: None,
+            underlay_mtu: None,
+            tap_mtu: 1500,
+            make_prefix_local: true,
+            settings: crate::forward::Settings::default(),
+        }
+    }
+}
+
+impl PacketConfig {
+    /// Checks the values a user gives, naming the option.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &str, why: String| Err(ConfigError::Packets(format!("{field}: {why}")));
+        let s = &self.settings;
+        if !(68..=1500).contains(&s.dhcp_mtu) {
+            return bad(
+                "dhcp_mtu",
+                format!("must be 68 to 1500, got {}", s.dhcp_mtu),
+            );
+        }
+        if s.dhcp_dns.len() > 63 {
+            return bad(
+                "dhcp_dns",
+                format!("at most 63 servers, got {}", s.dhcp_dns.len()),
+            );
+        }
+        if let Some(m) = self.underlay_mtu
+            && m < 1280
+        {
+            return bad("underlay_mtu", format!("must be at least 1280, got {m}"));
+        }
+        if !(68..=9000).contains(&self.tap_mtu) {
+            return bad(
+                "tap_mtu",
+                format!("must be 68 to 9000, got {}", self.tap_mtu),
+            );
+        }
+        if s.flows.max_flows == 0 {
+            return bad("max_flows", "must be at least 1".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// The configuration is inconsistent.
@@ -56,6 +122,9 @@ pub enum ConfigError {
     /// A port name is empty or too long for a device name.
     #[error("invalid port name {0:?}: must be 1 to 255 bytes")]
     BadPortName(String),
+    /// A packet-path setting is out of range.
+    #[error("packets: {0}")]
+    Packets(String),
 }
 
 impl DataplaneConfig {
@@ -68,11 +137,15 @@ impl DataplaneConfig {
             vf_ports: (0..vf_count)
                 .map(|i| VfPort::parse(&format!("net_tap{}", i + 2)))
                 .collect(),
+            packets: None,
         }
     }
 
     /// Checks that port names are unique and usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(p) = &self.packets {
+            p.validate()?;
+        }
         let mut seen = HashSet::new();
         let names = self
             .pf_ports

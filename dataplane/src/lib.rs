@@ -6,6 +6,8 @@
 pub mod config;
 pub mod error;
 pub mod flow;
+pub mod forward;
+pub mod io;
 pub mod observe;
 pub mod packet;
 pub mod routes;
@@ -22,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use config::{DataplaneConfig, VfPort};
+pub use config::{DataplaneConfig, PacketConfig, VfPort};
 pub use error::{CallError, InvalidArgument};
 pub use ferrinet_proto::dpservice_status::{Reply, ReplyError, ServiceError};
 pub use observe::RouteChange;

@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use ferrinet_dataplane::{DataplaneConfig, DataplaneService, VfPort, config};
+use ferrinet_dataplane::forward::Settings;
+use ferrinet_dataplane::{DataplaneConfig, DataplaneService, PacketConfig, VfPort, config};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -50,6 +51,44 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "net_tap0,net_tap1")]
     pf_names: Vec<String>,
 
+    /// Move real packets: each VF port handed out is backed by a TAP device named after its
+    /// netdev, and traffic between nodes goes over raw IPv6 sockets (IPv4/IPv6-in-IPv6). Off:
+    /// the API only, as before. Needs root (CAP_NET_ADMIN, CAP_NET_RAW).
+    #[arg(long, env = "FERRINET_DATAPLANE_PACKETS")]
+    packets: bool,
+
+    /// With --packets: the Linux interface carrying the underlay; its MTU bounds what can be
+    /// encapsulated (bigger packets get an ICMP error back).
+    #[arg(long, requires = "packets")]
+    underlay_interface: Option<String>,
+
+    /// With --packets: the underlay MTU, overriding --underlay-interface's (default 1500).
+    #[arg(long, requires = "packets")]
+    underlay_mtu: Option<u16>,
+
+    /// With --packets: `enforce` firewall verdicts, or `monitor` (forward everything and count
+    /// what would have been dropped: dpservice's behaviour).
+    #[arg(long, default_value = "enforce")]
+    firewall_mode: String,
+
+    /// With --packets: the MTU DHCP hands out, as dpservice's --dhcp-mtu (68..1500); capped
+    /// at what fits the underlay.
+    #[arg(long, default_value_t = 1500)]
+    dhcp_mtu: u16,
+
+    /// With --packets: a DNS server for DHCP, as dpservice's --dhcp-dns (repeatable).
+    #[arg(long)]
+    dhcp_dns: Vec<std::net::Ipv4Addr>,
+
+    /// With --packets: a DNS server for DHCPv6, as dpservice's --dhcpv6-dns (repeatable).
+    #[arg(long)]
+    dhcpv6_dns: Vec<Ipv6Addr>,
+
+    /// With --packets: leave the underlay /64 alone instead of making it local
+    /// (`ip -6 route replace local <prefix> dev lo`), when the operator routes it.
+    #[arg(long)]
+    no_local_prefix: bool,
+
     /// Log format. The level comes from RUST_LOG (default info; debug logs every call).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -72,7 +111,31 @@ async fn main() -> anyhow::Result<()> {
     if !args.vf_names.is_empty() {
         cfg.vf_ports = args.vf_names.iter().map(|s| VfPort::parse(s)).collect();
     }
-    let dataplane = DataplaneService::new(&cfg).context("invalid port configuration")?;
+    if args.packets {
+        let firewall =
+            args.firewall_mode
+                .parse()
+                .map_err(|e: ferrinet_dataplane::flow::ModeError| {
+                    anyhow::anyhow!("--firewall-mode: {}", e.0)
+                })?;
+        cfg.packets = Some(PacketConfig {
+            underlay_interface: args.underlay_interface.clone(),
+            underlay_mtu: args.underlay_mtu,
+            make_prefix_local: !args.no_local_prefix,
+            settings: Settings {
+                firewall,
+                dhcp_mtu: args.dhcp_mtu,
+                dhcp_dns: args.dhcp_dns.clone(),
+                dhcpv6_dns: args.dhcpv6_dns.clone(),
+                ..Settings::default()
+            },
+            ..PacketConfig::default()
+        });
+    }
+    let dataplane = DataplaneService::new(&cfg).context("invalid configuration")?;
+    dataplane
+        .start_packets()
+        .context("cannot start the packet path")?;
 
     let addr = SocketAddr::new(args.listen_address, args.grpc_port);
     let listener = TcpListener::bind(addr)

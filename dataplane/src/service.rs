@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::{ConfigError, DataplaneConfig};
 use crate::error::CallError;
+use crate::io::{Packets, PacketsError};
 use crate::observe::{self, RouteChange};
 use crate::state::{Counts, State};
 
@@ -26,6 +27,8 @@ pub struct DataplaneService {
     config: Arc<DataplaneConfig>,
     // Made by the first observer; a restart hands it to the fresh state.
     route_observer: Arc<OnceLock<observe::Sender>>,
+    // The packet path, once started.
+    packets: Arc<OnceLock<Packets>>,
 }
 
 /// Replies are part of the API, so the trait lives in [`ferrinet_proto::dpservice_status`];
@@ -40,7 +43,27 @@ impl DataplaneService {
             state: Arc::new(Mutex::new(State::new(config))),
             config: Arc::new(config.clone()),
             route_observer: Arc::new(OnceLock::new()),
+            packets: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Starts moving packets as the configuration's `packets` section says (a no-op without
+    /// one, or if already started). Must run inside the tokio runtime.
+    pub fn start_packets(&self) -> Result<(), PacketsError> {
+        let Some(pc) = &self.config.packets else {
+            return Ok(());
+        };
+        if self.packets.get().is_some() {
+            return Ok(());
+        }
+        let p = Packets::start(self.state.clone(), &self.config, pc)?;
+        let _ = self.packets.set(p);
+        Ok(())
+    }
+
+    /// The packet path, if started.
+    pub fn packets(&self) -> Option<&Packets> {
+        self.packets.get()
     }
 
     /// Every external route change from now on ([`crate::observe`]), across restarts: a tool
@@ -107,12 +130,23 @@ impl DataplaneService {
         tracing::debug!(rpc, request = ?req, "call");
         let result = {
             let mut st = self.lock();
-            if gated {
+            let r = if gated {
                 st.gate().and_then(|()| f(&mut st, req))
             } else {
                 f(&mut st, req)
+            };
+            if r.is_ok() && changes_topology(rpc) {
+                st.touch_topology();
             }
+            r
         };
+        if result.is_ok()
+            && rpc == "create_interface"
+            && let Some(p) = self.packets.get()
+        {
+            // The VF is handed out now: its TAP exists before the caller sees the reply.
+            p.reconcile();
+        }
         match result {
             Ok(mut reply) => {
                 tracing::debug!(rpc, code = 0, "reply");
@@ -135,6 +169,13 @@ impl DataplaneService {
             }
         }
     }
+}
+
+/// Whether a successful call of `rpc` may change what the packet path derives from the state
+/// (interfaces, prefixes, VIPs, NATs, load balancers); routes and rules are looked up live.
+fn changes_topology(rpc: &str) -> bool {
+    let mutates = rpc.starts_with("create_") || rpc.starts_with("delete_") || rpc == "reset_vni";
+    mutates && !rpc.ends_with("_route") && !rpc.ends_with("_firewall_rule")
 }
 
 macro_rules! rpcs {
@@ -232,6 +273,16 @@ impl status_pb::status_server::Status for StatusService {
                     count: *count,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn packet_counters(
+        &self,
+        _request: Request<status_pb::PacketCountersRequest>,
+    ) -> Result<Response<status_pb::PacketCountersResponse>, Status> {
+        Ok(Response::new(match self.dataplane.packets() {
+            Some(p) => p.counters(),
+            None => status_pb::PacketCountersResponse::default(),
         }))
     }
 }

@@ -44,6 +44,14 @@ impl Underlays {
         Ipv6Addr::from(o)
     }
 
+    /// The /64 every address is taken from.
+    pub fn prefix(&self) -> ipnet::Ipv6Net {
+        let mut o = [0u8; 16];
+        o[..8].copy_from_slice(&self.prefix);
+        // A /64 is always a valid prefix length.
+        ipnet::Ipv6Net::new(Ipv6Addr::from(o), 64).unwrap_or_default()
+    }
+
     /// Checks a client-chosen address: inside the own /64 with the preferred flag set.
     pub fn check_preferred(
         &self,

@@ -238,6 +238,16 @@ impl DhcpConfig {
         })
     }
 
+    /// A configuration that needs no validation: MTU 1500, no DNS, no hostname.
+    pub fn minimal(ipv4: Option<Ipv4Addr>) -> Self {
+        Self {
+            ipv4: ipv4.filter(|a| !a.is_unspecified()),
+            mtu: 1500,
+            dns: Vec::new(),
+            hostname: None,
+        }
+    }
+
     /// The leased address.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
         self.ipv4

@@ -11,10 +11,16 @@ use ipnet::IpNet;
 
 use crate::config::DataplaneConfig;
 use crate::error::{CallError, InvalidArgument, ServiceError};
+use crate::flow::{IfaceIndex, RuleSets};
 use crate::observe;
 use crate::routes::{self, NextHop, RouteError, RouteTable};
 use crate::underlay::Underlays;
 use crate::validate;
+
+mod firewall;
+pub mod topology;
+
+pub use topology::{PortInfo, Topology, Vnf, VnfKind};
 
 type Result<T> = std::result::Result<T, CallError>;
 
@@ -57,7 +63,10 @@ struct Interface {
     nat: Option<Nat>,
     prefixes: BTreeMap<IpNet, Ipv6Addr>,
     lb_prefixes: BTreeMap<IpNet, Ipv6Addr>,
-    rules: BTreeMap<String, pb::FirewallRule>,
+    /// Firewall rules in insertion order: the order dpservice matches them in.
+    rules: Vec<pb::FirewallRule>,
+    /// The packet path's index of this interface (flow keys, rule sets); never reused.
+    index: IfaceIndex,
 }
 
 #[derive(Debug)]
@@ -153,6 +162,11 @@ pub struct State {
     loadbalancers: BTreeMap<String, LoadBalancer>,
     neighbor_nats: BTreeMap<(Ipv4Addr, u32, u16, u16), Ipv6Addr>,
     route_observer: Option<observe::Sender>,
+    /// Compiled firewall rules per interface, for the packet path.
+    rule_sets: RuleSets,
+    /// Changes whenever something the packet path derives its tables from changes (interfaces,
+    /// prefixes, VIPs, NATs, LBs); unique across restarts.
+    topology_generation: u64,
 }
 
 fn text(x: impl Display) -> Vec<u8> {
@@ -213,47 +227,6 @@ fn overlaps(a: (u16, u16), b: (u16, u16)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-fn validate_filter(
-    filter: Option<&pb::ProtocolFilter>,
-) -> std::result::Result<(), InvalidArgument> {
-    use pb::protocol_filter::Filter;
-    match filter.and_then(|f| f.filter.as_ref()) {
-        None => Ok(()),
-        Some(Filter::Tcp(t)) => {
-            validate::fw_port_range(
-                "rule.protocol_filter.tcp",
-                "src",
-                t.src_port_lower,
-                t.src_port_upper,
-            )?;
-            validate::fw_port_range(
-                "rule.protocol_filter.tcp",
-                "dst",
-                t.dst_port_lower,
-                t.dst_port_upper,
-            )
-        }
-        Some(Filter::Udp(u)) => {
-            validate::fw_port_range(
-                "rule.protocol_filter.udp",
-                "src",
-                u.src_port_lower,
-                u.src_port_upper,
-            )?;
-            validate::fw_port_range(
-                "rule.protocol_filter.udp",
-                "dst",
-                u.dst_port_lower,
-                u.dst_port_upper,
-            )
-        }
-        Some(Filter::Icmp(i)) => {
-            validate::icmp_value("rule.protocol_filter.icmp.icmp_type", i.icmp_type)?;
-            validate::icmp_value("rule.protocol_filter.icmp.icmp_code", i.icmp_code).map(|_| ())
-        }
-    }
-}
-
 impl State {
     /// A fresh, uninitialized dataplane with a new UUID.
     pub fn new(config: &DataplaneConfig) -> Self {
@@ -280,6 +253,8 @@ impl State {
             loadbalancers: BTreeMap::new(),
             neighbor_nats: BTreeMap::new(),
             route_observer: None,
+            rule_sets: RuleSets::new(),
+            topology_generation: topology::next_generation(),
         }
     }
 
@@ -531,6 +506,7 @@ impl State {
 
         let underlay = self.underlays.allocate(pref)?;
         let id: Arc<str> = Arc::from(id);
+        let index = topology::next_index();
         self.vni_acquire(req.vni);
         if let Some(v) = self.vnis.get_mut(&req.vni) {
             for n in &host_routes {
@@ -556,7 +532,8 @@ impl State {
                 nat: None,
                 prefixes: BTreeMap::new(),
                 lb_prefixes: BTreeMap::new(),
-                rules: BTreeMap::new(),
+                rules: Vec::new(),
+                index,
             },
         );
         Ok(pb::CreateInterfaceResponse {
@@ -603,6 +580,7 @@ impl State {
         if let Some(Device::Vf { used_by, .. }) = self.devices.get_mut(&iface.device) {
             *used_by = None;
         }
+        self.rule_sets.remove(iface.index);
         self.vni_release(iface.vni);
         Ok(pb::DeleteInterfaceResponse::default())
     }
@@ -1248,89 +1226,6 @@ impl State {
         Ok(pb::ListLoadBalancerTargetsResponse {
             status: None,
             target_ips,
-        })
-    }
-
-    // ---- firewall ----
-
-    /// CreateFirewallRule: ACCEPT rules only; answers the id the client sent.
-    pub fn create_firewall_rule(
-        &mut self,
-        req: pb::CreateFirewallRuleRequest,
-    ) -> Result<pb::CreateFirewallRuleResponse> {
-        let id = validate::id("interface_id", &req.interface_id)?;
-        let rule = validate::present("rule", req.rule)?;
-        let rule_id = validate::id("rule.id", &rule.id)?;
-        let src = validate::strict_prefix("rule.source_prefix", rule.source_prefix.as_ref())?;
-        let dst =
-            validate::strict_prefix("rule.destination_prefix", rule.destination_prefix.as_ref())?;
-        let _: pb::TrafficDirection = validate::known_enum("rule.direction", rule.direction)?;
-        let action: pb::FirewallAction = validate::known_enum("rule.action", rule.action)?;
-        if rule.priority > u32::from(u16::MAX) {
-            return Err(InvalidArgument::new("rule.priority", "must be at most 65535").into());
-        }
-        validate_filter(rule.protocol_filter.as_ref())?;
-        let iface = self.iface(&id)?;
-        if action == pb::FirewallAction::Drop {
-            return Err(ServiceError::NoDropSupport.into());
-        }
-        if iface.rules.contains_key(&rule_id) {
-            return Err(ServiceError::AlreadyExists.into());
-        }
-        // Stored with canonical address text so Get/List answer what the table holds.
-        let stored = pb::FirewallRule {
-            source_prefix: Some(prefix_msg(src, None)),
-            destination_prefix: Some(prefix_msg(dst, None)),
-            ..rule
-        };
-        self.iface_mut(&id)?.rules.insert(rule_id.clone(), stored);
-        Ok(pb::CreateFirewallRuleResponse {
-            status: None,
-            rule_id: rule_id.into_bytes(),
-        })
-    }
-
-    /// GetFirewallRule.
-    pub fn get_firewall_rule(
-        &mut self,
-        req: pb::GetFirewallRuleRequest,
-    ) -> Result<pb::GetFirewallRuleResponse> {
-        let id = validate::id("interface_id", &req.interface_id)?;
-        let rule_id = validate::id("rule_id", &req.rule_id)?;
-        let rule = self
-            .iface(&id)?
-            .rules
-            .get(&rule_id)
-            .ok_or(ServiceError::NotFound)?;
-        Ok(pb::GetFirewallRuleResponse {
-            status: None,
-            rule: Some(rule.clone()),
-        })
-    }
-
-    /// DeleteFirewallRule.
-    pub fn delete_firewall_rule(
-        &mut self,
-        req: pb::DeleteFirewallRuleRequest,
-    ) -> Result<pb::DeleteFirewallRuleResponse> {
-        let id = validate::id("interface_id", &req.interface_id)?;
-        let rule_id = validate::id("rule_id", &req.rule_id)?;
-        self.iface_mut(&id)?
-            .rules
-            .remove(&rule_id)
-            .ok_or(ServiceError::NotFound)?;
-        Ok(pb::DeleteFirewallRuleResponse::default())
-    }
-
-    /// ListFirewallRules.
-    pub fn list_firewall_rules(
-        &mut self,
-        req: pb::ListFirewallRulesRequest,
-    ) -> Result<pb::ListFirewallRulesResponse> {
-        let id = validate::id("interface_id", &req.interface_id)?;
-        Ok(pb::ListFirewallRulesResponse {
-            status: None,
-            rules: self.iface(&id)?.rules.values().cloned().collect(),
         })
     }
 

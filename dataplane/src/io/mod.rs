@@ -1,0 +1,376 @@
+//! Moving real packets: TAP devices for the VF ports, raw sockets for the underlay, and the
+//! tasks that feed them through the [`Forwarder`].
+//!
+//! ```text
+//!  DataplaneService (gRPC calls)
+//!     │ reconcile() after Create/DeleteInterface: opens the TAP of every port in use
+//!     ▼
+//!  Packets ── taps: port -> Tap ─────────────────────────┐
+//!     │                                                   │ try_send (frames to VMs)
+//!     ├─ port task per TAP: recv frame ─┐                 │
+//!     ├─ underlay task (proto 4) ───────┼─► lock State, lock Forwarder ─► Actions
+//!     ├─ underlay task (proto 41) ──────┘                 │
+//!     │                                                   └► Sender (IPPROTO_RAW) to the underlay
+//!     └─ ticker: expires flows every 5 s
+//! ```
+//!
+//! The state lock is taken before the forwarder's, everywhere. Each packet holds both for
+//! the time it takes to decide (no I/O under a lock); sends never wait: a full TAP queue or
+//! socket buffer is a counted drop (`tx_failed`). A VF port's TAP lives from the first time an
+//! interface uses the port until the dataplane stops, as a VF outlives the interfaces on it.
+
+pub mod tap;
+pub mod underlay;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use ferrinet_proto::dataplane_status::v1 as status_pb;
+use tokio::task::JoinHandle;
+
+use crate::config::{DataplaneConfig, PacketConfig};
+use crate::flow::Direction;
+use crate::forward::{Action, Attachment, Forwarder, Settings, Traffic};
+use crate::packet::MacAddr;
+use crate::state::State;
+use tap::Tap;
+use underlay::{Receiver, Sender, UnderlayError};
+
+/// How often timed-out flows are removed (dpservice: every 5 s).
+const FLOW_SCAN: Duration = Duration::from_secs(5);
+/// Largest frame or packet read at once.
+const BUFFER: usize = 65_536;
+
+/// Starting the packet path failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketsError {
+    /// The underlay could not be set up.
+    #[error(transparent)]
+    Underlay(#[from] UnderlayError),
+    /// The packet settings are invalid.
+    #[error("invalid packet settings: {0}")]
+    Settings(String),
+}
+
+/// The packet path of one dataplane; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Packets {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Arc<Mutex<State>>,
+    forwarder: Mutex<Forwarder>,
+    /// Port name -> (position among the VF ports, TAP name).
+    ports: HashMap<String, (usize, String)>,
+    taps: RwLock<HashMap<String, Arc<Tap>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    sender: Sender,
+    tap_mtu: u16,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here panics while holding a lock; should it, the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The gateway MAC of the VF port at `position`: locally administered, unicast.
+fn port_mac(position: usize) -> MacAddr {
+    let p = (position as u32).to_be_bytes();
+    MacAddr([0x02, 0xfe, p[0], p[1], p[2], p[3]])
+}
+
+impl Packets {
+    /// Starts the packet path over `state` (the dataplane's shared state): makes the underlay
+    /// /64 local, opens the underlay sockets and starts their tasks. Must run inside the tokio
+    /// runtime. TAPs are opened later, by [`Packets::reconcile`].
+    pub fn start(
+        state: Arc<Mutex<State>>,
+        config: &DataplaneConfig,
+        packets: &PacketConfig,
+    ) -> Result<Self, PacketsError> {
+        let underlay_mtu = match (packets.underlay_mtu, &packets.underlay_interface) {
+            (Some(m), _) => m,
+            (None, Some(name)) => underlay::interface_mtu(name)?,
+            (None, None) => 1500,
+        };
+        let settings = Settings {
+            underlay_mtu,
+            ..packets.settings.clone()
+        };
+        let prefix = lock(&state).host_prefix();
+        if packets.make_prefix_local {
+            underlay::make_prefix_local(prefix)?;
+        }
+        let receivers = underlay::INNER_PROTOCOLS
+            .iter()
+            .map(|p| Receiver::new(*p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inner = Arc::new(Inner {
+            state,
+            forwarder: Mutex::new(Forwarder::new(settings.clone())),
+            ports: config
+                .vf_ports
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.name.clone(), (i, v.netdev.clone())))
+                .collect(),
+            taps: RwLock::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            sender: Sender::new()?,
+            tap_mtu: packets.tap_mtu,
+        });
+        let mut tasks = Vec::new();
+        for r in receivers {
+            tasks.push(tokio::spawn(underlay_loop(Arc::downgrade(&inner), r)));
+        }
+        tasks.push(tokio::spawn(ticker(Arc::downgrade(&inner))));
+        lock(&inner.tasks).extend(tasks);
+        tracing::info!(
+            %prefix,
+            underlay_mtu,
+            firewall = %settings.firewall,
+            "packet path started"
+        );
+        Ok(Self { inner })
+    }
+
+    /// Opens the TAP of every VF port an interface uses and that has none yet. A TAP that
+    /// cannot be opened is logged and retried at the next call.
+    pub fn reconcile(&self) {
+        let inner = &self.inner;
+        let in_use: Vec<String> = lock(&inner.state).topology().ports.into_keys().collect();
+        for device in in_use {
+            let open = inner
+                .taps
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&device);
+            if open {
+                continue;
+            }
+            let Some((position, netdev)) = inner.ports.get(&device).cloned() else {
+                continue;
+            };
+            match Tap::open(&netdev, inner.tap_mtu) {
+                Ok(tap) => {
+                    let tap = Arc::new(tap);
+                    let att = Attachment {
+                        port_mac: port_mac(position),
+                        vm_mac: tap.mac(),
+                    };
+                    {
+                        let st = lock(&inner.state);
+                        let mut fw = lock(&inner.forwarder);
+                        fw.sync(&st);
+                        fw.attach(&device, att);
+                    }
+                    inner
+                        .taps
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(device.clone(), tap.clone());
+                    let task = tokio::spawn(port_loop(Arc::downgrade(inner), device.clone(), tap));
+                    lock(&inner.tasks).push(task);
+                    tracing::info!(
+                        device,
+                        tap = netdev,
+                        port_mac = %att.port_mac,
+                        vm_mac = %att.vm_mac,
+                        "TAP opened"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(device, tap = netdev, error = %e, "cannot open the TAP");
+                }
+            }
+        }
+    }
+
+    /// The TAP name of `device`, if open.
+    pub fn tap_name(&self, device: &str) -> Option<String> {
+        self.inner
+            .taps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(device)
+            .map(|t| t.name().to_string())
+    }
+
+    /// Every counter, for the status service.
+    pub fn counters(&self) -> status_pb::PacketCountersResponse {
+        let st = lock(&self.inner.state);
+        let mut fw = lock(&self.inner.forwarder);
+        fw.sync(&st);
+        let topology = st.topology();
+        let mut interfaces: Vec<status_pb::InterfacePackets> = topology
+            .ports
+            .values()
+            .map(|info| {
+                let traffic = fw
+                    .counters()
+                    .interfaces
+                    .get(&info.index)
+                    .copied()
+                    .unwrap_or_default();
+                let firewall = [Direction::Ingress, Direction::Egress]
+                    .into_iter()
+                    .map(|d| {
+                        let c = fw.enforcement().counters(info.index, d);
+                        status_pb::FirewallCounters {
+                            direction: match d {
+                                Direction::Ingress => "ingress",
+                                Direction::Egress => "egress",
+                            }
+                            .to_string(),
+                            accepted: c.accepted,
+                            dropped: c.dropped,
+                            would_drop: c.would_drop,
+                        }
+                    })
+                    .collect();
+                status_pb::InterfacePackets {
+                    interface_id: info.id.to_string(),
+                    vni: info.vni,
+                    device: info.device.clone(),
+                    tap: self.tap_name(&info.device).unwrap_or_default(),
+                    traffic: Some(traffic_msg(&traffic)),
+                    firewall,
+                }
+            })
+            .collect();
+        interfaces.sort_by(|a, b| a.interface_id.cmp(&b.interface_id));
+        let mut vnis: Vec<status_pb::VniPackets> = fw
+            .counters()
+            .vnis
+            .iter()
+            .map(|(vni, t)| status_pb::VniPackets {
+                vni: *vni,
+                traffic: Some(traffic_msg(t)),
+            })
+            .collect();
+        vnis.sort_by_key(|v| v.vni);
+        status_pb::PacketCountersResponse {
+            enabled: true,
+            firewall_mode: fw.settings().firewall.to_string(),
+            interfaces,
+            vnis,
+            underlay: Some(traffic_msg(&fw.counters().underlay)),
+            flows: fw.flow_count() as u64,
+        }
+    }
+}
+
+fn traffic_msg(t: &Traffic) -> status_pb::TrafficCounters {
+    status_pb::TrafficCounters {
+        rx_packets: t.rx_packets,
+        rx_bytes: t.rx_bytes,
+        tx_packets: t.tx_packets,
+        tx_bytes: t.tx_bytes,
+        drops: t
+            .nonzero_drops()
+            .map(|(r, n)| status_pb::DropCount {
+                reason: r.name().to_string(),
+                packets: n,
+            })
+            .collect(),
+    }
+}
+
+impl Inner {
+    fn dispatch(&self, actions: &mut Vec<Action>) {
+        for a in actions.drain(..) {
+            let sent = match &a {
+                Action::ToPort { device, frame } => {
+                    let tap = self
+                        .taps
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(device.as_ref())
+                        .cloned();
+                    tap.is_some_and(|t| t.try_send(frame).is_ok())
+                }
+                Action::ToUnderlay { dst, packet } => self.sender.send(*dst, packet).is_ok(),
+            };
+            if !sent {
+                lock(&self.forwarder).count_tx_failure(&a);
+            }
+        }
+    }
+}
+
+async fn port_loop(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
+    let mut buf = vec![0u8; BUFFER];
+    let mut actions = Vec::new();
+    loop {
+        let n = match tap.recv(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(device, tap = tap.name(), error = %e, "TAP read failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        {
+            let st = lock(&inner.state);
+            let mut fw = lock(&inner.forwarder);
+            fw.from_vm(&st, &device, &buf[..n], Instant::now(), &mut actions);
+        }
+        inner.dispatch(&mut actions);
+    }
+}
+
+async fn underlay_loop(inner: Weak<Inner>, receiver: Receiver) {
+    let mut buf = vec![0u8; BUFFER];
+    let mut actions = Vec::new();
+    loop {
+        let (dst, n) = match receiver.recv(&mut buf).await {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        {
+            let st = lock(&inner.state);
+            // Another dataplane's traffic on a shared link (dev mode shares loopback).
+            if !Forwarder::is_own_underlay(&st, dst) {
+                continue;
+            }
+            let mut fw = lock(&inner.forwarder);
+            fw.from_underlay(&st, dst, &buf[..n], Instant::now(), &mut actions);
+        }
+        inner.dispatch(&mut actions);
+    }
+}
+
+async fn ticker(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(FLOW_SCAN);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let expired = lock(&inner.forwarder).expire(Instant::now());
+        if expired > 0 {
+            tracing::debug!(expired, "flows expired");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The underlay: raw IPv6 sockets in the dataplane's network namespace. One `IPPROTO_RAW`
+//! socket sends (the header is ours, built as dpservice builds it); one socket per inner
+//! protocol (4: IPv4, 41: IPv6) receives, with `IPV6_PKTINFO` telling the outer destination,
+//! which selects the interface. The kernel strips the outer header on receipt.
+//!
+//! For the kernel to hand us packets to every address of the node's /64, the /64 is made local
+//! (`ip -6 route replace local <prefix> dev lo`, "AnyIP"); the fabric routes the /64 to the
+//! node's underlay link.
+
+use std::io::{self, IoSliceMut};
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use ipnet::Ipv6Net;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, setsockopt, sockopt};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Inner protocol numbers of IPv4-in-IPv6 and IPv6-in-IPv6.
+pub const INNER_PROTOCOLS: [i32; 2] = [4, 41];
+/// IPPROTO_RAW: a socket that sends whole IPv6 packets (implies IPV6_HDRINCL).
+const IPPROTO_RAW: i32 = 255;
+/// Socket buffers sized for bursts of full-size packets.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Setting up the underlay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnderlayError {
+    /// A socket call failed.
+    #[error("underlay socket ({what}): {source}")]
+    Socket {
+        /// Which step.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Making the /64 local failed.
+    #[error("cannot make {prefix} local (`ip -6 route replace local {prefix} dev lo`): {detail}")]
+    LocalRoute {
+        /// The prefix.
+        prefix: Ipv6Net,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The underlay interface's MTU cannot be read.
+    #[error("underlay interface {name}: cannot read its MTU from {path}: {detail}")]
+    Mtu {
+        /// Interface.
+        name: String,
+        /// Where it was read from.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+fn sock_err(what: &'static str) -> impl FnOnce(io::Error) -> UnderlayError {
+    move |source| UnderlayError::Socket { what, source }
+}
+
+/// Makes every address of `prefix` local to this namespace.
+pub fn make_prefix_local(prefix: Ipv6Net) -> Result<(), UnderlayError> {
+    let p = prefix.trunc().to_string();
+    let out = Command::new("ip")
+        .args(["-6", "route", "replace", "local", &p, "dev", "lo"])
+        .output()
+        .map_err(|e| UnderlayError::LocalRoute {
+            prefix,
+            detail: format!("cannot run `ip` (Debian package iproute2): {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(UnderlayError::LocalRoute {
+            prefix,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The MTU of interface `name`, from sysfs.
+pub fn interface_mtu(name: &str) -> Result<u16, UnderlayError> {
+    let path = format!("/sys/class/net/{name}/mtu");
+    let err = |detail: String| UnderlayError::Mtu {
+        name: name.to_string(),
+        path: path.clone(),
+        detail,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+    let mtu: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| err(format!("{:?} is not a number", text.trim())))?;
+    Ok(u16::try_from(mtu).unwrap_or(u16::MAX))
+}
+
+/// Sends encapsulated packets.
+#[derive(Debug)]
+pub struct Sender {
+    socket: Socket,
+}
+
+impl Sender {
+    /// A non-blocking `IPPROTO_RAW` socket.
+    pub fn new() -> Result<Self, UnderlayError> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_RAW)))
+            .map_err(sock_err("open IPPROTO_RAW"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(sock_err("set non-blocking"))?;
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        Ok(Self { socket })
+    }
+
+    /// Sends one packet (outer header included) to `dst`. Never blocks: a full socket buffer
+    /// is an error the caller counts.
+    pub fn send(&self, dst: Ipv6Addr, packet: &[u8]) -> io::Result<()> {
+        let to = SocketAddrV6::new(dst, 0, 0, 0);
+        self.socket.send_to(packet, &to.into()).map(|_| ())
+    }
+}
+
+/// Receives encapsulated packets of one inner protocol.
+#[derive(Debug)]
+pub struct Receiver {
+    // A raw socket registered with the runtime through tokio's UDP socket type, which only
+    // supplies readiness here: every read goes through `recvmsg` for its control message.
+    socket: UdpSocket,
+    protocol: i32,
+}
+
+impl Receiver {
+    /// A raw socket for inner protocol `protocol` (4 or 41) with `IPV6_RECVPKTINFO`.
+    pub fn new(protocol: i32) -> Result<Self, UnderlayError> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(protocol)))
+            .map_err(sock_err("open raw receive socket"))?;
+        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
+            .map_err(|e| sock_err("IPV6_RECVPKTINFO")(io::Error::from(e)))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(sock_err("set non-blocking"))?;
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))
+            .map_err(sock_err("register with the runtime"))?;
+        Ok(Self { socket, protocol })
+    }
+
+    /// The inner protocol this socket receives.
+    pub fn protocol(&self) -> i32 {
+        self.protocol
+    }
+
+    /// Waits for the next packet: its outer destination and the inner packet's length in
+    /// `buf`. A packet without destination information is skipped.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(Ipv6Addr, usize)> {
+        loop {
+            let got = self
+                .socket
+                .async_io(Interest::READABLE, || recv_one(&self.socket, buf))
+                .await?;
+            if let Some(got) = got {
+                return Ok(got);
+            }
+        }
+    }
+}
+
+fn recv_one(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    let msg = recvmsg::<SockaddrIn6>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let len = msg.bytes;
+    let mut dst = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::Ipv6PacketInfo(info) = c {
+                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            }
+        }
+    }
+    Ok(dst.map(|d| (d, len)))
+}
