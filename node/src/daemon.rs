@@ -175,12 +175,12 @@ impl Node {
         let metrics = Metrics::new();
         let (store, loaded, writer) = Store::open(&s.state_dir)?;
         let (embedded, address) = match &s.dataplane {
-            DataplaneTarget::Embedded { underlay } => {
+            DataplaneTarget::Embedded { underlay, packets } => {
                 let count = match s.vf.mode {
                     VfMode::Tap { count } => count as usize,
                     VfMode::Sysfs { .. } => vf::DEFAULT_TAP_COUNT as usize,
                 };
-                let e = embedded::start(*underlay, count).await?;
+                let e = embedded::start(*underlay, count, packets.clone()).await?;
                 let a = e.address.to_string();
                 (Some(e), a)
             }

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use ferrinet_dataplane::{DataplaneConfig, DataplaneService};
+use ferrinet_dataplane::{DataplaneConfig, DataplaneService, PacketConfig};
 use ipnet::Ipv6Net;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,13 +30,23 @@ pub enum EmbeddedError {
     /// The dataplane refused its configuration.
     #[error("embedded dataplane configuration")]
     Config(#[source] ferrinet_dataplane::config::ConfigError),
+    /// The packet path could not start.
+    #[error("embedded dataplane packet path")]
+    Packets(#[source] ferrinet_dataplane::io::PacketsError),
 }
 
 /// Starts a software dataplane with `vf_count` TAP-style VF ports and underlay `underlay`.
-pub async fn start(underlay: Ipv6Net, vf_count: usize) -> Result<Embedded, EmbeddedError> {
+/// With `packets`, it also moves real packets (a TAP per VF port handed out).
+pub async fn start(
+    underlay: Ipv6Net,
+    vf_count: usize,
+    packets: Option<PacketConfig>,
+) -> Result<Embedded, EmbeddedError> {
     let host = Ipv6Addr::from(u128::from(underlay.network()) + 1);
-    let config = DataplaneConfig::tap(host, vf_count);
+    let mut config = DataplaneConfig::tap(host, vf_count);
+    config.packets = packets;
     let service = DataplaneService::new(&config).map_err(EmbeddedError::Config)?;
+    service.start_packets().map_err(EmbeddedError::Packets)?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(EmbeddedError::Bind)?;

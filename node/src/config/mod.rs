@@ -53,6 +53,10 @@ pub enum ConfigError {
     },
 }
 
+mod dataplane;
+
+pub use dataplane::{DataplaneSection, DataplaneTarget};
+
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -134,31 +138,6 @@ impl Default for AdminSection {
             ca: None,
             cert: None,
             key: None,
-        }
-    }
-}
-
-/// `[dataplane]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataplaneSection {
-    /// `HOST:PORT` of dpservice, or `embedded` to run ferrinet's software dataplane in-process.
-    pub address: String,
-    /// Embedded only: the dataplane's underlay /64 (interfaces get addresses inside it).
-    pub embedded_underlay: String,
-    /// How often dpservice is checked for a restart (its UUID), milliseconds.
-    pub check_interval_ms: u64,
-    /// Bound of one dpservice call, milliseconds.
-    pub call_timeout_ms: u64,
-}
-
-impl Default for DataplaneSection {
-    fn default() -> Self {
-        Self {
-            address: DEFAULT_DATAPLANE.into(),
-            embedded_underlay: "fc00:1::/64".into(),
-            check_interval_ms: 100,
-            call_timeout_ms: 5000,
         }
     }
 }
@@ -341,18 +320,6 @@ impl Default for LogSection {
     }
 }
 
-/// Where the dataplane is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataplaneTarget {
-    /// ferrinet's software dataplane, in this process.
-    Embedded {
-        /// Its underlay /64.
-        underlay: Ipv6Net,
-    },
-    /// A dpservice (or standalone ferrinet-dataplane) at this address.
-    Remote(String),
-}
-
 /// TLS files of the route client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTls {
@@ -533,48 +500,7 @@ impl Config {
                 ));
             }
         };
-        let d = &self.dataplane;
-        let dataplane = match d.address.trim() {
-            "embedded" => {
-                let underlay: Ipv6Net = d.embedded_underlay.trim().parse().map_err(|_| {
-                    invalid(
-                        "dataplane.embedded_underlay",
-                        format!("{:?} is not an IPv6 prefix", d.embedded_underlay),
-                    )
-                })?;
-                if underlay.prefix_len() != 64 {
-                    return Err(invalid(
-                        "dataplane.embedded_underlay",
-                        "must be a /64 (the dataplane generates addresses inside it)",
-                    ));
-                }
-                DataplaneTarget::Embedded {
-                    underlay: underlay.trunc(),
-                }
-            }
-            "" => return Err(invalid("dataplane.address", "must not be empty")),
-            a => {
-                if !a.contains(':') {
-                    return Err(invalid(
-                        "dataplane.address",
-                        format!("{a:?} is neither \"embedded\" nor HOST:PORT"),
-                    ));
-                }
-                DataplaneTarget::Remote(a.to_string())
-            }
-        };
-        if !(10..=60_000).contains(&d.check_interval_ms) {
-            return Err(invalid(
-                "dataplane.check_interval_ms",
-                format!("{} is outside 10..=60000", d.check_interval_ms),
-            ));
-        }
-        if !(100..=600_000).contains(&d.call_timeout_ms) {
-            return Err(invalid(
-                "dataplane.call_timeout_ms",
-                format!("{} is outside 100..=600000", d.call_timeout_ms),
-            ));
-        }
+        let dataplane = self.dataplane.target()?;
         let embedded = matches!(dataplane, DataplaneTarget::Embedded { .. });
         let v = &self.vf;
         let mode = match (v.mode.trim(), embedded) {
@@ -691,8 +617,8 @@ impl Config {
             admin_listen,
             admin_tls,
             dataplane,
-            check_interval: Duration::from_millis(d.check_interval_ms),
-            call_timeout: Duration::from_millis(d.call_timeout_ms),
+            check_interval: Duration::from_millis(self.dataplane.check_interval_ms),
+            call_timeout: Duration::from_millis(self.dataplane.call_timeout_ms),
             vf: VfConfig { mode },
             route_servers: r.servers.iter().map(|s| s.trim().to_string()).collect(),
             route_tls,
@@ -744,7 +670,7 @@ impl RegionApiSection {
             }
         };
         let underlay_prefix = match (self.underlay_prefix.trim(), dataplane) {
-            ("", DataplaneTarget::Embedded { underlay }) => *underlay,
+            ("", DataplaneTarget::Embedded { underlay, .. }) => *underlay,
             ("", DataplaneTarget::Remote(_)) => {
                 return Err(invalid(
                     "region_api.underlay_prefix",
@@ -796,16 +722,16 @@ impl RegionApiSection {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
 
-    fn parse(s: &str) -> Result<Settings, ConfigError> {
+    pub(super) fn parse(s: &str) -> Result<Settings, ConfigError> {
         Config::parse(s, Path::new("node.toml"))?.validate()
     }
 
-    fn bad_key(s: &str) -> String {
+    pub(super) fn bad_key(s: &str) -> String {
         match parse(s) {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("{s}: {other:?}"),
@@ -823,7 +749,7 @@ mod tests {
         assert_eq!(s.public_vni, 100);
         let s = parse("[dataplane]\naddress = \"embedded\"").unwrap();
         assert!(matches!(s.vf.mode, VfMode::Tap { count: 126 }));
-        parse(include_str!("../../config/node.toml")).unwrap();
+        parse(include_str!("../../../config/node.toml")).unwrap();
         assert_eq!(parse("").unwrap().region_api, None);
         let s =
             parse("[dataplane]\naddress = \"embedded\"\n[region_api]\naddress = \"[::1]:4730\"")
