@@ -44,6 +44,11 @@ pub async fn start(
 ) -> Result<Embedded, EmbeddedError> {
     let host = Ipv6Addr::from(u128::from(underlay.network()) + 1);
     let mut config = DataplaneConfig::tap(host, vf_count);
+    // The TAPs are named as dpservice's TAP mode names them and as the node reports them
+    // (`dtapvf_N` for port `net_tap{N+2}`), so the node's tap_device is the real device.
+    for (i, port) in config.vf_ports.iter_mut().enumerate() {
+        port.netdev = format!("{}{i}", crate::vf::naming::TAP_NAME_PREFIX);
+    }
     config.packets = packets;
     let service = DataplaneService::new(&config).map_err(EmbeddedError::Config)?;
     service.start_packets().map_err(EmbeddedError::Packets)?;

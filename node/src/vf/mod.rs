@@ -20,7 +20,7 @@
 //! VF is gone (or is claimed twice) is not fatal, unlike in metalnet: it comes back as an
 //! [`UnrestoredClaim`] so the node can mark that one interface as failed and carry on.
 
-mod naming;
+pub(crate) mod naming;
 mod pci;
 mod pool;
 pub mod sysfs;
