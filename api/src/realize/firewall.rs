@@ -1,7 +1,15 @@
 //! A network's NetworkPolicies compiled into each interface's node firewall rules.
+//!
+//! The node's dataplane has dpservice's semantics: nothing gets into an interface without an
+//! ingress rule accepting it, while egress is open until the interface has an egress rule. In
+//! Kubernetes a pod no ingress policy selects takes all ingress, so every interface no valid
+//! policy isolates for ingress gets [`ALLOW_ALL_INGRESS_V4`] / [`ALLOW_ALL_INGRESS_V6`] besides
+//! its compiled rules (egress needs nothing: no egress rules already means open).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use ferrinet_proto::api::v1 as pb;
 use ferrinet_proto::node::v1 as node_pb;
@@ -11,6 +19,14 @@ use crate::policy::{
     self, Direction, NetworkPolicy, PolicyInventory, PolicyObject, RuleProtocol, compile_policies,
 };
 use crate::resources::{ObjKey, policy_spec};
+
+/// Id of the rule accepting all IPv4 ingress into an interface no policy isolates for ingress.
+/// Fixed, so realizing again gives the node the same rule and its sync leaves it alone; it
+/// cannot clash with a policy-made id (those end in eight hex digits) or an isolation rule's
+/// (`isolate-...`, and only on interfaces that are isolated).
+pub const ALLOW_ALL_INGRESS_V4: &str = "allow-all-ingress-v4";
+/// Id of the rule accepting all IPv6 ingress, as [`ALLOW_ALL_INGRESS_V4`].
+pub const ALLOW_ALL_INGRESS_V6: &str = "allow-all-ingress-v6";
 
 /// The outcome for one network.
 #[derive(Debug, Default)]
@@ -119,8 +135,18 @@ pub(crate) fn compile(
             }
         }
         Ok(compiled) => {
+            let addresses: BTreeMap<&str, &[IpAddr]> = inventory
+                .interfaces
+                .iter()
+                .map(|i| (i.name.as_str(), i.ips.as_slice()))
+                .collect();
             for (name, rules) in compiled.interfaces {
-                let converted = rules.rules.iter().map(node_rule).collect();
+                let mut converted = Vec::with_capacity(rules.rules.len() + 2);
+                if !rules.ingress_isolated {
+                    let ips = addresses.get(name.as_str()).copied().unwrap_or_default();
+                    converted.extend(allow_all_ingress(ips).iter().map(node_rule));
+                }
+                converted.extend(rules.rules.iter().map(node_rule));
                 out.interfaces.insert(name, Ok(converted));
             }
             for (name, error) in compiled.errors {
@@ -129,6 +155,34 @@ pub(crate) fn compile(
         }
     }
     out
+}
+
+/// The rules opening ingress of an interface with addresses `ips`: from anywhere, any protocol,
+/// to any destination (as compiled ingress rules, since the interface is also reached at
+/// load-balancer and routed addresses). One per family the interface has an address of: a
+/// rule's prefixes have one family and match only it, and the policy compiler likewise skips
+/// families an interface has no address of. Ingress first, as in the compiled rules' order.
+fn allow_all_ingress(ips: &[IpAddr]) -> Vec<policy::FirewallRule> {
+    let families: BTreeSet<bool> = ips.iter().map(IpAddr::is_ipv6).collect();
+    families
+        .into_iter()
+        .map(|ipv6| {
+            let (id, anywhere) = if ipv6 {
+                (ALLOW_ALL_INGRESS_V6, IpNet::V6(Ipv6Net::default()))
+            } else {
+                (ALLOW_ALL_INGRESS_V4, IpNet::V4(Ipv4Net::default()))
+            };
+            policy::FirewallRule {
+                id: id.to_string(),
+                direction: Direction::Ingress,
+                action: policy::Action::Accept,
+                priority: policy::RULE_PRIORITY,
+                source: anywhere,
+                destination: anywhere,
+                protocol: RuleProtocol::Any,
+            }
+        })
+        .collect()
 }
 
 /// A compiled rule as the node takes it.

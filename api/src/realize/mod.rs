@@ -14,6 +14,11 @@
 //! - the statuses that follow (firewall rule counts, load-balancer targets, policy selections,
 //!   and why an object is not realized).
 //!
+//! An interface's firewall rules are what the valid policies selecting it allow; one that no
+//! valid policy isolates for ingress also gets allow-all ingress rules
+//! ([`ALLOW_ALL_INGRESS_V4`], [`ALLOW_ALL_INGRESS_V6`]), since the node lets nothing in without
+//! an ingress rule.
+//!
 //! Placed objects are named with [`placed_name`] and carry [`MANAGED_BY_LABEL`] and
 //! [`SOURCE_LABEL`]. Everything is in BTreeMaps and sorted vectors, so the caller can diff two
 //! results directly and push only the difference.
@@ -30,10 +35,13 @@ mod network;
 mod peerings;
 
 #[cfg(test)]
+mod firewall_tests;
+#[cfg(test)]
 mod names_tests;
 #[cfg(test)]
 mod tests;
 
+pub use firewall::{ALLOW_ALL_INGRESS_V4, ALLOW_ALL_INGRESS_V6};
 pub use names::{
     MANAGED_BY_LABEL, MANAGED_BY_REGION, SOURCE_LABEL, parse_source, placed_name, source_label,
 };
@@ -94,7 +102,8 @@ pub type Placed = BTreeMap<String, BTreeMap<PlacedKey, node_pb::Object>>;
 /// What realization says about an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InterfaceDerived {
-    /// `status.firewall_rules`: the rules compiled from the policies selecting it.
+    /// `status.firewall_rules`: the rules placed on its node, compiled from the policies
+    /// selecting it plus the allow-all ingress rules when no policy isolates it for ingress.
     pub firewall_rules: u32,
     /// `status.message`: why it, or a part of it, is not realized; "" when it is.
     pub message: String,
