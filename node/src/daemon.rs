@@ -5,6 +5,7 @@
 //! ```text
 //!  Store::open --loaded objects, claims, revision--> ApiActor
 //!  Embedded dataplane (optional) --address--> Dp --> DataplaneActor --watch--> forwarder --> ApiActor
+//!                                             Dp --> packet counter poller (every 5 s) --> metrics
 //!  vf::discover + claims --> VfPool --> ApiActor
 //!  route client (optional) --> Announcer --> object actors
 //!  admin gRPC (unix, tcp) --> ApiActor;  HTTP --> metrics, dataplane state, synced
@@ -247,6 +248,17 @@ impl Node {
             dp_state.clone(),
             api.clone(),
         )));
+        {
+            let mut rx = stop.subscribe();
+            tasks.push(tokio::spawn(crate::dataplane::counters::poll(
+                dp.clone(),
+                metrics.clone(),
+                crate::dataplane::counters::POLL_INTERVAL,
+                async move {
+                    let _ = rx.recv().await;
+                },
+            )));
+        }
         // The default router is what the public VNI announces as its zero-length prefix.
         if let Some(c) = &route_client {
             let sub = c.subscribe(s.public_vni)?;

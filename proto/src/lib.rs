@@ -38,6 +38,15 @@ pub mod dataplane_status {
     }
 }
 
+/// `dataplane_status` under the path that code generated for an importing package expects:
+/// prost refers to `ferrinet.dataplane.v1` from `ferrinet.node.v1` as `super::..::dataplane::v1`
+/// (node.proto's GetPacketCounters returns its PacketCountersResponse).
+#[cfg(feature = "grpc")]
+#[doc(hidden)]
+pub mod dataplane {
+    pub use super::dataplane_status::v1;
+}
+
 /// The node daemon's admin API (package `ferrinet.node.v1`).
 #[cfg(feature = "grpc")]
 pub mod node {

@@ -19,7 +19,7 @@ use ferrinet_node::ctl::flags::{self, NatFlag, PortFlag};
 use ferrinet_node::ctl::manifest::spec::LoadBalancerType;
 use ferrinet_node::ctl::manifest::{self, Entry, Source};
 use ferrinet_node::ctl::region;
-use ferrinet_node::ctl::{CtlError, DocFormat, GetFormat, Kind, WatchFormat};
+use ferrinet_node::ctl::{CountersFormat, CtlError, DocFormat, GetFormat, Kind, WatchFormat};
 use ipnet::IpNet;
 
 const ABOUT: &str = "Admin CLI of the ferrinet node daemon: networks, interfaces and load \
@@ -55,6 +55,7 @@ Examples:
   ferrinetctl create interface vm-2 --network net-a --ip 10.0.0.6 --dry-run -o yaml
   ferrinetctl delete ni vm-1
   ferrinetctl watch ni -o json
+  ferrinetctl counters -o wide
   ferrinetctl --node 192.0.2.10:5005 status";
 
 #[derive(Parser, Debug)]
@@ -182,6 +183,13 @@ enum Command {
         /// text (a table) , json or yaml.
         #[arg(short, long, value_enum, default_value_t = DocFormat::Text, hide_possible_values = true)]
         output: DocFormat,
+    },
+    /// Print the dataplane's packet counters (ferrinet-dataplane with packets on): per
+    /// interface, per VNI and of the underlay. A dpservice has none (exit 2).
+    Counters {
+        /// table, wide (drops by reason, firewall verdicts) or json.
+        #[arg(short, long, value_enum, default_value_t = CountersFormat::Table, hide_possible_values = true)]
+        output: CountersFormat,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
@@ -455,6 +463,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::Status { output } => ctl.status(output, &mut out).await,
         Command::Routes { vni, output } => ctl.routes(vni, output, &mut out).await,
+        Command::Counters { output } => ctl.counters(output, &mut out).await,
         Command::Completion { .. } => Ok(()),
     };
     result?;

@@ -142,3 +142,15 @@ pub enum DocFormat {
     /// YAML.
     Yaml,
 }
+
+/// Output of `counters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CountersFormat {
+    /// Tables per interface and per VNI, and the underlay.
+    #[default]
+    Table,
+    /// The tables with drops by reason and firewall verdicts.
+    Wide,
+    /// The dataplane's answer as JSON (the proto's field names).
+    Json,
+}

@@ -1,11 +1,13 @@
 //! The dpservice gRPC client, with both error layers of the API mapped to one typed error:
 //! gRPC statuses (ABORTED "not initialized", INVALID_ARGUMENT, transport failures) and service
 //! errors (`status.code` on gRPC OK, [`ServiceError`]). Every call is bounded in time and
-//! measured (latency per RPC, errors per RPC and code).
+//! measured (latency per RPC, errors per RPC and code). ferrinet-dataplane's own status service
+//! is reached on the same connection ([`Dp::call_status`]).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use ferrinet_proto::dataplane_status::v1::status_client::StatusClient;
 use ferrinet_proto::dpservice::v1::dpd_kironcore_client::DpdKironcoreClient;
 use ferrinet_proto::dpservice_status::{Reply, ReplyError, ServiceError};
 use tonic::transport::{Channel, Endpoint};
@@ -76,6 +78,12 @@ impl DpError {
         }
     }
 
+    /// Whether the dataplane answered UNIMPLEMENTED: it does not serve this RPC (dpservice has
+    /// no ferrinet status service).
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(self, Self::Grpc { status, .. } if status.code() == tonic::Code::Unimplemented)
+    }
+
     /// Whether the dataplane looks restarted or gone (the DataplaneActor re-checks).
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -90,6 +98,7 @@ impl DpError {
 #[derive(Clone, Debug)]
 pub struct Dp {
     client: DpdKironcoreClient<Channel>,
+    status: StatusClient<Channel>,
     timeout: Duration,
     metrics: Metrics,
     address: String,
@@ -106,8 +115,10 @@ impl Dp {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))?
             .connect_timeout(timeout)
             .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
         Ok(Self {
-            client: DpdKironcoreClient::new(endpoint.connect_lazy()),
+            client: DpdKironcoreClient::new(channel.clone()),
+            status: StatusClient::new(channel),
             timeout,
             metrics,
             address: address.to_string(),
@@ -128,7 +139,40 @@ impl Dp {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let start = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, f(self.client.clone())).await {
+        let result = self
+            .bounded(rpc, f(self.client.clone()))
+            .await
+            .and_then(|resp| {
+                resp.into_result()
+                    .map_err(|error| DpError::Service { rpc, error })
+            });
+        self.metrics
+            .dp_call(rpc, start.elapsed(), result.as_ref().err());
+        result
+    }
+
+    /// Runs one RPC of ferrinet-dataplane's status service (same connection; no service error
+    /// layer), bounded and measured like [`Dp::call`]. A dpservice answers UNIMPLEMENTED
+    /// ([`DpError::is_unimplemented`]).
+    pub async fn call_status<Resp, F, Fut>(&self, rpc: &'static str, f: F) -> Result<Resp, DpError>
+    where
+        F: FnOnce(StatusClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let start = Instant::now();
+        let result = self.bounded(rpc, f(self.status.clone())).await;
+        self.metrics
+            .dp_call(rpc, start.elapsed(), result.as_ref().err());
+        result
+    }
+
+    /// The call timeout and the gRPC layer's errors.
+    async fn bounded<Resp>(
+        &self,
+        rpc: &'static str,
+        call: impl Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    ) -> Result<Resp, DpError> {
+        match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(DpError::Timeout {
                 rpc,
                 after: self.timeout,
@@ -140,13 +184,7 @@ impl Dp {
                 rpc,
                 status: Box::new(status),
             }),
-            Ok(Ok(resp)) => resp
-                .into_inner()
-                .into_result()
-                .map_err(|error| DpError::Service { rpc, error }),
-        };
-        self.metrics
-            .dp_call(rpc, start.elapsed(), result.as_ref().err());
-        result
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
     }
 }

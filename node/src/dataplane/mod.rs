@@ -1,5 +1,6 @@
 //! The dataplane: the dpservice client ([`client::Dp`]), the DataplaneActor that owns the
-//! connection's lifecycle, and the embedded software dataplane.
+//! connection's lifecycle, the packet counters of ferrinet-dataplane ([`counters`]) and the
+//! embedded software dataplane.
 //!
 //! The DataplaneActor initializes dpservice at start and checks it every interval: dpservice
 //! answers ABORTED after a restart until it is initialized again, and its UUID changes. The
@@ -15,6 +16,7 @@
 //! ```
 
 pub mod client;
+pub mod counters;
 pub mod embedded;
 
 use std::sync::Arc;

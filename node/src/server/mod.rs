@@ -8,6 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use ferrinet_proto::dataplane_status::v1::PacketCountersResponse;
 use ferrinet_proto::node::v1 as pb;
 use ferrinet_proto::node::v1::node_admin_server::{NodeAdmin, NodeAdminServer};
 use futures::Stream;
@@ -163,6 +164,28 @@ impl NodeAdmin for AdminService {
             })
             .collect();
         Ok(Response::new(pb::DataplaneRoutesResponse { routes }))
+    }
+
+    async fn get_packet_counters(
+        &self,
+        _req: Request<pb::GetPacketCountersRequest>,
+    ) -> Result<Response<PacketCountersResponse>, Status> {
+        crate::dataplane::counters::packet_counters(&self.dp)
+            .await
+            .map(Response::new)
+            .map_err(|e| {
+                if e.is_unimplemented() {
+                    Status::failed_precondition(
+                        "the dataplane does not report packet counters (dpservice)",
+                    )
+                } else {
+                    Status::unavailable(format!(
+                        "the dataplane at {} does not answer: {}",
+                        self.dp.address(),
+                        crate::error_chain(&e)
+                    ))
+                }
+            })
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ferrinet_proto::dataplane_status::v1::PacketCountersResponse;
 use ferrinet_proto::node::v1 as pb;
 use pb::node_admin_server::{NodeAdmin, NodeAdminServer};
 use pb::object::Object as O;
@@ -25,6 +26,8 @@ pub struct State {
     pub deletes: Vec<String>,
     /// End the watch stream after the current objects instead of keeping it open.
     pub end_watch: bool,
+    /// What GetPacketCounters answers; `None`: FAILED_PRECONDITION, as for dpservice.
+    pub packet_counters: Option<PacketCountersResponse>,
 }
 
 #[derive(Clone, Default)]
@@ -281,5 +284,20 @@ impl NodeAdmin for FakeNode {
                 },
             ],
         }))
+    }
+
+    async fn get_packet_counters(
+        &self,
+        _: Request<pb::GetPacketCountersRequest>,
+    ) -> Result<Response<PacketCountersResponse>, Status> {
+        self.lock()
+            .packet_counters
+            .clone()
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "the dataplane does not report packet counters (dpservice)",
+                )
+            })
     }
 }

@@ -35,7 +35,7 @@ use tonic::codegen::{Body, Bytes, StdError};
 
 use super::manifest::{Entry, from_proto};
 use super::output;
-use super::{CtlError, DocFormat, GetFormat, Kind, WatchFormat, object_label};
+use super::{CountersFormat, CtlError, DocFormat, GetFormat, Kind, WatchFormat, object_label};
 
 /// What a [`NodeAdminClient`] needs of its transport (a tonic `Channel`, or any other
 /// `GrpcService`, e.g. an in-process server).
@@ -505,6 +505,32 @@ impl<T: Transport> Ctl<T> {
             DocFormat::Text => output::routes_table(&r.routes),
             DocFormat::Json => output::json(&output::routes_doc(&r.routes))?,
             DocFormat::Yaml => output::yaml(&output::routes_doc(&r.routes))?,
+        };
+        out.write_all(text.as_bytes())?;
+        Ok(())
+    }
+}
+
+impl<T: Transport> Ctl<T> {
+    /// `counters [-o wide|json]`: the dataplane's packet counters, asked live. A dataplane
+    /// without them (dpservice) is refused by the node (exit 2).
+    pub async fn counters(
+        &mut self,
+        format: CountersFormat,
+        out: &mut impl Write,
+    ) -> Result<(), CtlError> {
+        let c = match self
+            .client
+            .get_packet_counters(pb::GetPacketCountersRequest {})
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(s) => return Err(self.fail(&s, "counters")),
+        };
+        let text = match format {
+            CountersFormat::Table => output::counters::counters_text(&c, false),
+            CountersFormat::Wide => output::counters::counters_text(&c, true),
+            CountersFormat::Json => output::json(&output::counters::counters_doc(&c))?,
         };
         out.write_all(text.as_bytes())?;
         Ok(())

@@ -426,6 +426,75 @@ PREFIX        NEXTHOP-VNI   NEXTHOP
 }
 
 #[tokio::test]
+async fn counters_as_tables_and_json_and_from_a_dpservice() {
+    use ferrinet_proto::dataplane_status::v1 as status_pb;
+    let mut s = setup().await;
+    // The fake answers as the node does in front of dpservice.
+    let err = s
+        .ctl
+        .counters(CountersFormat::Table, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::REFUSED, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "counters: the dataplane does not report packet counters (dpservice)"
+    );
+
+    s.fake.state.lock().unwrap().packet_counters = Some(status_pb::PacketCountersResponse {
+        enabled: true,
+        firewall_mode: "enforce".into(),
+        interfaces: vec![status_pb::InterfacePackets {
+            interface_id: "vm-1".into(),
+            vni: 7,
+            device: "net_tap2".into(),
+            tap: "dtapvf_0".into(),
+            traffic: Some(status_pb::TrafficCounters {
+                rx_packets: 3,
+                rx_bytes: 300,
+                drops: vec![status_pb::DropCount {
+                    reason: "no_route".into(),
+                    packets: 1,
+                }],
+                ..Default::default()
+            }),
+            firewall: Vec::new(),
+        }],
+        flows: 1,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    s.ctl
+        .counters(CountersFormat::Table, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\
+Packets:  enabled, firewall mode enforce, 1 flows
+
+INTERFACE   VNI   TAP        RX-PKTS   RX-BYTES   TX-PKTS   TX-BYTES   DROPS
+vm-1        7     dtapvf_0   3         300        0         0          1
+
+No VNIs.
+
+Underlay: rx 0 packets / 0 bytes, tx 0 packets / 0 bytes, 0 dropped
+"
+    );
+    let mut out = Vec::new();
+    s.ctl
+        .counters(CountersFormat::Json, &mut out)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["interfaces"][0]["traffic"]["drops"][0]["reason"],
+        "no_route"
+    );
+    assert_eq!(v["underlay"]["rx_packets"], 0);
+}
+
+#[tokio::test]
 async fn create_from_flags_and_dry_run() {
     let mut s = setup().await;
     let net = crate::ctl::flags::NetworkFlags {

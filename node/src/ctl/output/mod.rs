@@ -1,6 +1,8 @@
 //! What `ferrinetctl` prints, as pure functions: kubectl-like tables, JSON and YAML documents,
-//! watch lines, the node status block, ages and timestamps.
+//! watch lines, the node status block, the dataplane's packet counters ([`counters`]), ages and
+//! timestamps.
 
+pub mod counters;
 #[cfg(test)]
 mod tests;
 

@@ -431,3 +431,187 @@ status:
 "
     );
 }
+
+mod packet_counters {
+    use ferrinet_proto::dataplane_status::v1 as status_pb;
+
+    use super::super::counters::{counters_doc, counters_text};
+
+    fn traffic(
+        rx: (u64, u64),
+        tx: (u64, u64),
+        drops: &[(&str, u64)],
+    ) -> Option<status_pb::TrafficCounters> {
+        Some(status_pb::TrafficCounters {
+            rx_packets: rx.0,
+            rx_bytes: rx.1,
+            tx_packets: tx.0,
+            tx_bytes: tx.1,
+            drops: drops
+                .iter()
+                .map(|(reason, packets)| status_pb::DropCount {
+                    reason: (*reason).into(),
+                    packets: *packets,
+                })
+                .collect(),
+        })
+    }
+
+    fn fw(
+        direction: &str,
+        accepted: u64,
+        dropped: u64,
+        would_drop: u64,
+    ) -> status_pb::FirewallCounters {
+        status_pb::FirewallCounters {
+            direction: direction.into(),
+            accepted,
+            dropped,
+            would_drop,
+        }
+    }
+
+    pub fn response() -> status_pb::PacketCountersResponse {
+        status_pb::PacketCountersResponse {
+            enabled: true,
+            firewall_mode: "monitor".into(),
+            interfaces: vec![
+                status_pb::InterfacePackets {
+                    interface_id: "vm-1".into(),
+                    vni: 100,
+                    device: "net_tap2".into(),
+                    tap: "dtapvf_0".into(),
+                    traffic: traffic((10, 1200), (8, 960), &[("no_route", 3), ("firewall", 2)]),
+                    firewall: vec![fw("ingress", 7, 2, 0), fw("egress", 9, 0, 1)],
+                },
+                status_pb::InterfacePackets {
+                    interface_id: "vm-22".into(),
+                    vni: 200,
+                    device: "net_tap3".into(),
+                    tap: String::new(),
+                    traffic: None,
+                    firewall: Vec::new(),
+                },
+            ],
+            vnis: vec![
+                status_pb::VniPackets {
+                    vni: 100,
+                    traffic: traffic((11, 1260), (8, 960), &[("no_route", 3)]),
+                },
+                status_pb::VniPackets {
+                    vni: 200,
+                    traffic: traffic((0, 0), (0, 0), &[]),
+                },
+            ],
+            underlay: traffic((5, 600), (7, 840), &[("malformed", 1), ("too_big", 2)]),
+            flows: 4,
+        }
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(
+            counters_text(&response(), false),
+            "\
+Packets:  enabled, firewall mode monitor, 4 flows
+
+INTERFACE   VNI   TAP        RX-PKTS   RX-BYTES   TX-PKTS   TX-BYTES   DROPS
+vm-1        100   dtapvf_0   10        1200       8         960        5
+vm-22       200   <none>     0         0          0         0          0
+
+VNI   RX-PKTS   RX-BYTES   TX-PKTS   TX-BYTES   DROPS
+100   11        1260       8         960        3
+200   0         0          0         0          0
+
+Underlay: rx 5 packets / 600 bytes, tx 7 packets / 840 bytes, 3 dropped
+"
+        );
+    }
+
+    #[test]
+    fn wide_table() {
+        assert_eq!(
+            counters_text(&response(), true),
+            "\
+Packets:  enabled, firewall mode monitor, 4 flows
+
+INTERFACE   VNI   TAP        RX-PKTS   RX-BYTES   TX-PKTS   TX-BYTES   DROPS   DEVICE     DROP-REASONS            FW-INGRESS                          FW-EGRESS
+vm-1        100   dtapvf_0   10        1200       8         960        5       net_tap2   no_route=3,firewall=2   accepted=7,dropped=2,would_drop=0   accepted=9,dropped=0,would_drop=1
+vm-22       200   <none>     0         0          0         0          0       net_tap3   <none>                  <none>                              <none>
+
+VNI   RX-PKTS   RX-BYTES   TX-PKTS   TX-BYTES   DROPS   DROP-REASONS
+100   11        1260       8         960        3       no_route=3
+200   0         0          0         0          0       <none>
+
+Underlay: rx 5 packets / 600 bytes, tx 7 packets / 840 bytes, 3 dropped (malformed=1,too_big=2)
+"
+        );
+    }
+
+    #[test]
+    fn disabled_and_empty() {
+        let off = status_pb::PacketCountersResponse::default();
+        assert_eq!(
+            counters_text(&off, true),
+            "Packets:  disabled (the dataplane moves no packets)\n"
+        );
+        let empty = status_pb::PacketCountersResponse {
+            enabled: true,
+            firewall_mode: "enforce".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            counters_text(&empty, false),
+            "Packets:  enabled, firewall mode enforce, 0 flows\n\nNo interfaces.\n\nNo VNIs.\n\nUnderlay: rx 0 packets / 0 bytes, tx 0 packets / 0 bytes, 0 dropped\n"
+        );
+    }
+
+    #[test]
+    fn json_has_the_protos_field_names() {
+        let mut r = response();
+        r.interfaces.truncate(1);
+        r.vnis.truncate(1);
+        let text = crate::ctl::output::json(&counters_doc(&r)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "enabled": true,
+                "firewall_mode": "monitor",
+                "interfaces": [{
+                    "interface_id": "vm-1",
+                    "vni": 100,
+                    "device": "net_tap2",
+                    "tap": "dtapvf_0",
+                    "traffic": {
+                        "rx_packets": 10, "rx_bytes": 1200, "tx_packets": 8, "tx_bytes": 960,
+                        "drops": [
+                            {"reason": "no_route", "packets": 3},
+                            {"reason": "firewall", "packets": 2}
+                        ]
+                    },
+                    "firewall": [
+                        {"direction": "ingress", "accepted": 7, "dropped": 2, "would_drop": 0},
+                        {"direction": "egress", "accepted": 9, "dropped": 0, "would_drop": 1}
+                    ]
+                }],
+                "vnis": [{
+                    "vni": 100,
+                    "traffic": {
+                        "rx_packets": 11, "rx_bytes": 1260, "tx_packets": 8, "tx_bytes": 960,
+                        "drops": [{"reason": "no_route", "packets": 3}]
+                    }
+                }],
+                "underlay": {
+                    "rx_packets": 5, "rx_bytes": 600, "tx_packets": 7, "tx_bytes": 840,
+                    "drops": [
+                        {"reason": "malformed", "packets": 1},
+                        {"reason": "too_big", "packets": 2}
+                    ]
+                },
+                "flows": 4
+            })
+        );
+        assert!(text.ends_with("}\n"), "{text}");
+    }
+}
