@@ -24,7 +24,9 @@ pub mod cluster;
 pub mod dataplane;
 pub mod etcd;
 pub mod manifest;
+pub mod netns;
 pub mod node;
+pub mod packets;
 pub mod raw;
 pub mod watch;
 
@@ -297,6 +299,8 @@ pub struct Launch {
     pub env: Vec<(String, OsString)>,
     /// Start through `sh`, so that `WATCHDOG_PID` can name the server's own pid as systemd does.
     pub watchdog_pid_self: bool,
+    /// Start inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 /// A running `ferrinet-region serve`, killed on drop.
@@ -491,6 +495,10 @@ fn spawn_server(
         c.arg("-c")
             .arg("export WATCHDOG_PID=$$; exec \"$0\" \"$@\"")
             .arg(region_bin());
+        c
+    } else if let Some(ns) = &launch.netns {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(region_bin());
         c
     } else {
         Command::new(region_bin())

@@ -43,12 +43,24 @@ pub struct NodeProc {
     pub socket: PathBuf,
     args: Vec<String>,
     log: PathBuf,
+    netns: Option<String>,
 }
 
 impl NodeProc {
     /// Starts `ferrinet-node --node-name NAME` with state and socket under `dir`, and `extra`
     /// flags (`--dataplane`, `--route-server`, ...). Returns once its admin API answers.
     pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in(None, dir, name, extra).await
+    }
+
+    /// [`NodeProc::start`] inside network namespace `netns` (`ip netns exec`); its admin socket
+    /// is a file, so the test reaches it from any namespace.
+    pub async fn start_in(
+        netns: Option<&str>,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let socket = dir.join(format!("{name}.sock"));
         let mut args: Vec<String> = vec![
             "--node-name".into(),
@@ -62,23 +74,33 @@ impl NodeProc {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("{name}.log"));
-        let child = Self::spawn(&args, &log)?;
+        let netns = netns.map(str::to_string);
+        let child = Self::spawn(netns.as_deref(), &args, &log)?;
         let mut n = Self {
             child,
             socket,
             args,
             log,
+            netns,
         };
         n.client().await?;
         Ok(n)
     }
 
-    fn spawn(args: &[String], log: &Path) -> anyhow::Result<ChildGuard> {
+    fn spawn(netns: Option<&str>, args: &[String], log: &Path) -> anyhow::Result<ChildGuard> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let child = Command::new(node_bin())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(node_bin());
+                c
+            }
+            None => Command::new(node_bin()),
+        };
+        let child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -103,7 +125,7 @@ impl NodeProc {
     /// admin API answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.child.kill();
-        self.child = Self::spawn(&self.args, &self.log)?;
+        self.child = Self::spawn(self.netns.as_deref(), &self.args, &self.log)?;
         self.client().await?;
         Ok(())
     }

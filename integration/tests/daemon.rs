@@ -333,6 +333,7 @@ fn systemd_hears_ready_watchdog_and_stopping() -> anyhow::Result<()> {
                 ("WATCHDOG_USEC".into(), "2000000".into()),
             ],
             watchdog_pid_self: true,
+            ..Launch::default()
         },
     )?;
 

@@ -260,7 +260,7 @@ impl Forwarder {
     }
 
     /// Handles a frame the VM behind `device` sent.
-    pub fn from_vm(
+    pub fn vm_frame(
         &mut self,
         state: &State,
         device: &str,
@@ -337,13 +337,13 @@ impl Forwarder {
                 let Some(target) = self.by_id.get(&id).cloned() else {
                     return self.drop_iface(index, vni, DropReason::NoRoute);
                 };
-                self.to_vm(state, &target, &p, now, out);
+                self.deliver_to_vm(state, &target, &p, now, out);
             }
             NextHop::External { underlay, .. } => {
                 if let Some(v) = self.vnf.get(&underlay).cloned() {
                     // Our own underlay address (a peered VNI on this node): hairpin.
                     self.counters.vni(vni).tx(p.packet.len());
-                    return self.to_vnf(state, &v, p.packet, now, out);
+                    return self.deliver_to_vnf(state, &v, p.packet, now, out);
                 }
                 let mut err = Vec::new();
                 match mtu::check(
@@ -379,7 +379,7 @@ impl Forwarder {
 
     /// Handles an encapsulated packet from the underlay: `inner` is what follows the outer
     /// header, `outer_dst` the outer destination.
-    pub fn from_underlay(
+    pub fn underlay_packet(
         &mut self,
         state: &State,
         outer_dst: Ipv6Addr,
@@ -394,7 +394,7 @@ impl Forwarder {
             return self.counters.underlay.drop(DropReason::UnknownUnderlay);
         };
         self.counters.underlay.rx(len);
-        self.to_vnf(state, &v, inner, now, out);
+        self.deliver_to_vnf(state, &v, inner, now, out);
     }
 
     /// Whether an underlay packet to `dst` is for this dataplane at all (its /64), as opposed
@@ -403,7 +403,7 @@ impl Forwarder {
         state.host_prefix().contains(&dst)
     }
 
-    fn to_vnf(
+    fn deliver_to_vnf(
         &mut self,
         state: &State,
         v: &crate::state::Vnf,
@@ -428,14 +428,14 @@ impl Forwarder {
                 let Some(device) = self.by_id.get(id).cloned() else {
                     return self.counters.vni(vni).drop(DropReason::NoPort);
                 };
-                self.to_vm(state, &device, &p, now, out);
+                self.deliver_to_vm(state, &device, &p, now, out);
             }
             _ => self.counters.vni(vni).drop(DropReason::UnsupportedTarget),
         }
     }
 
     /// Delivers `p` to the VM on `device` through its ingress firewall.
-    fn to_vm(
+    fn deliver_to_vm(
         &mut self,
         state: &State,
         device: &str,

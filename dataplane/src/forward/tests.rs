@@ -136,16 +136,17 @@ impl Bed {
             .unwrap();
     }
 
-    fn from_vm(&mut self, dev: &str, frame: &[u8]) -> Vec<Action> {
+    fn vm_frame(&mut self, dev: &str, frame: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
-        self.fw.from_vm(&self.state, dev, frame, self.now, &mut out);
+        self.fw
+            .vm_frame(&self.state, dev, frame, self.now, &mut out);
         out
     }
 
-    fn from_underlay(&mut self, dst: Ipv6Addr, inner: &[u8]) -> Vec<Action> {
+    fn underlay_packet(&mut self, dst: Ipv6Addr, inner: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
         self.fw
-            .from_underlay(&self.state, dst, inner, self.now, &mut out);
+            .underlay_packet(&self.state, dst, inner, self.now, &mut out);
         out
     }
 
@@ -225,7 +226,7 @@ fn vm_frame(i: usize, packet: &[u8]) -> Vec<u8> {
 fn local_delivery_needs_an_ingress_rule_and_replies_follow_the_flow() {
     let mut b = Bed::new(Mode::Enforce);
     let syn = tcp_packet("10.0.0.1", "10.0.0.2", 40000, 80, 0x02);
-    assert!(b.from_vm("net_tap2", &vm_frame(0, &syn)).is_empty());
+    assert!(b.vm_frame("net_tap2", &vm_frame(0, &syn)).is_empty());
     assert_eq!(b.drops("vm1", DropReason::Firewall), 1);
 
     b.allow_ingress(
@@ -240,7 +241,7 @@ fn local_delivery_needs_an_ingress_rule_and_replies_follow_the_flow() {
             })),
         }),
     );
-    let out = b.from_vm("net_tap2", &vm_frame(0, &syn));
+    let out = b.vm_frame("net_tap2", &vm_frame(0, &syn));
     assert_eq!(
         out,
         vec![Action::ToPort {
@@ -250,11 +251,11 @@ fn local_delivery_needs_an_ingress_rule_and_replies_follow_the_flow() {
     );
     // vm0 has no ingress rule, but the SYN-ACK answers a flow vm0 started.
     let synack = tcp_packet("10.0.0.2", "10.0.0.1", 80, 40000, 0x12);
-    let out = b.from_vm("net_tap3", &vm_frame(1, &synack));
+    let out = b.vm_frame("net_tap3", &vm_frame(1, &synack));
     assert_eq!(out.len(), 1, "{out:?}");
     // Another port is still closed.
     let other = tcp_packet("10.0.0.1", "10.0.0.2", 40001, 22, 0x02);
-    assert!(b.from_vm("net_tap2", &vm_frame(0, &other)).is_empty());
+    assert!(b.vm_frame("net_tap2", &vm_frame(0, &other)).is_empty());
     assert_eq!(b.drops("vm1", DropReason::Firewall), 2);
 }
 
@@ -262,7 +263,7 @@ fn local_delivery_needs_an_ingress_rule_and_replies_follow_the_flow() {
 fn monitor_mode_forwards_and_counts_what_it_would_drop() {
     let mut b = Bed::new(Mode::Monitor);
     let syn = tcp_packet("10.0.0.1", "10.0.0.2", 40000, 22, 0x02);
-    assert_eq!(b.from_vm("net_tap2", &vm_frame(0, &syn)).len(), 1);
+    assert_eq!(b.vm_frame("net_tap2", &vm_frame(0, &syn)).len(), 1);
     let index = b.fw.port_info("net_tap3").unwrap().index;
     let c = b.fw.enforcement().counters(index, Direction::Ingress);
     assert_eq!((c.accepted, c.would_drop, c.dropped), (0, 1, 0));
@@ -272,7 +273,7 @@ fn monitor_mode_forwards_and_counts_what_it_would_drop() {
 fn remote_destinations_are_encapsulated_as_dpservice_does() {
     let mut b = Bed::new(Mode::Enforce);
     let syn = tcp_packet("10.0.0.1", "10.0.1.5", 40000, 80, 0x02);
-    let out = b.from_vm("net_tap2", &vm_frame(0, &syn));
+    let out = b.vm_frame("net_tap2", &vm_frame(0, &syn));
     let src = b.underlay_of("vm0");
     let remote: Ipv6Addr = REMOTE.parse().unwrap();
     let mut expected = Vec::new();
@@ -288,7 +289,7 @@ fn remote_destinations_are_encapsulated_as_dpservice_does() {
     // The reply from the far side comes back to vm0's underlay address; no ingress rule is
     // needed for it.
     let synack = tcp_packet("10.0.1.5", "10.0.0.1", 80, 40000, 0x12);
-    let out = b.from_underlay(src, &synack);
+    let out = b.underlay_packet(src, &synack);
     assert_eq!(
         out,
         vec![Action::ToPort {
@@ -305,14 +306,14 @@ fn the_outer_destination_selects_the_vni() {
     // vm0 and vm2 both have 10.0.0.1; the underlay address decides.
     let to_vm2 = b.underlay_of("vm2");
     let ping = echo("10.0.1.9", "10.0.0.1", icmp::ECHO_REQUEST, 8);
-    let out = b.from_underlay(to_vm2, &ping);
+    let out = b.underlay_packet(to_vm2, &ping);
     assert!(matches!(&out[..], [Action::ToPort { device, .. }] if &**device == "net_tap4"));
     // vm0 has no ingress rule: nothing reaches it.
     let to_vm0 = b.underlay_of("vm0");
-    assert!(b.from_underlay(to_vm0, &ping).is_empty());
+    assert!(b.underlay_packet(to_vm0, &ping).is_empty());
     // An unknown underlay address is dropped and counted.
     assert!(
-        b.from_underlay("fc00:1::dead".parse().unwrap(), &ping)
+        b.underlay_packet("fc00:1::dead".parse().unwrap(), &ping)
             .is_empty()
     );
     assert_eq!(
@@ -326,7 +327,7 @@ fn no_route_between_vnis() {
     let mut b = Bed::new(Mode::Monitor);
     // vm2 (VNI 200) sends to vm1's address: VNI 200 has no such route.
     let p = echo("10.0.0.1", "10.0.0.2", icmp::ECHO_REQUEST, 8);
-    assert!(b.from_vm("net_tap4", &vm_frame(2, &p)).is_empty());
+    assert!(b.vm_frame("net_tap4", &vm_frame(2, &p)).is_empty());
     assert_eq!(b.drops("vm2", DropReason::NoRoute), 1);
 }
 
@@ -334,21 +335,21 @@ fn no_route_between_vnis() {
 fn spoofed_and_malformed_frames_are_dropped_and_counted() {
     let mut b = Bed::new(Mode::Monitor);
     let spoof = echo("10.0.0.9", "10.0.0.2", icmp::ECHO_REQUEST, 8);
-    assert!(b.from_vm("net_tap2", &vm_frame(0, &spoof)).is_empty());
+    assert!(b.vm_frame("net_tap2", &vm_frame(0, &spoof)).is_empty());
     assert_eq!(b.drops("vm0", DropReason::SpoofedSource), 1);
 
     let good = echo("10.0.0.1", "10.0.0.2", icmp::ECHO_REQUEST, 8);
     let mut truncated = vm_frame(0, &good);
     truncated.truncate(ether::HEADER_LEN + 12);
-    assert!(b.from_vm("net_tap2", &truncated).is_empty());
+    assert!(b.vm_frame("net_tap2", &truncated).is_empty());
     let mut bad_len = vm_frame(0, &good);
     bad_len[ether::HEADER_LEN + 2] = 0xff;
-    assert!(b.from_vm("net_tap2", &bad_len).is_empty());
+    assert!(b.vm_frame("net_tap2", &bad_len).is_empty());
     assert_eq!(b.drops("vm0", DropReason::Malformed), 2);
 
     let mut vlan = vm_frame(0, &good);
     vlan[12..14].copy_from_slice(&ether::ETHERTYPE_VLAN.to_be_bytes());
-    assert!(b.from_vm("net_tap2", &vlan).is_empty());
+    assert!(b.vm_frame("net_tap2", &vlan).is_empty());
     assert_eq!(b.drops("vm0", DropReason::UnsupportedEthertype), 1);
 }
 
@@ -357,7 +358,7 @@ fn too_big_for_the_underlay_gets_frag_needed_back() {
     let mut b = Bed::new(Mode::Enforce);
     let big = echo("10.0.0.1", "10.0.1.5", icmp::ECHO_REQUEST, 1472);
     assert_eq!(big.len(), 1500);
-    let out = b.from_vm("net_tap2", &vm_frame(0, &big));
+    let out = b.vm_frame("net_tap2", &vm_frame(0, &big));
     let [Action::ToPort { device, frame }] = &out[..] else {
         panic!("expected one ICMP error, got {out:?}");
     };
@@ -387,7 +388,7 @@ fn the_gateway_answers_arp_and_learns_the_mac() {
         target_ip: crate::packet::GATEWAY_IPV4,
     }
     .write(&mut f);
-    let out = b.from_vm("net_tap2", &f);
+    let out = b.vm_frame("net_tap2", &f);
     assert!(matches!(&out[..], [Action::ToPort { device, .. }] if &**device == "net_tap2"));
     assert_eq!(b.fw.attachment("net_tap2").unwrap().vm_mac, new_mac);
 }
@@ -403,7 +404,7 @@ fn dhcp_is_never_forwarded() {
         67,
         |o| o.extend_from_slice(&[1, 2, 3]),
     );
-    assert!(b.from_vm("net_tap2", &vm_frame(0, &p)).is_empty());
+    assert!(b.vm_frame("net_tap2", &vm_frame(0, &p)).is_empty());
 }
 
 proptest! {
@@ -420,7 +421,7 @@ proptest! {
         f.extend_from_slice(&body);
         let dev = ["net_tap2", "net_tap3", "net_tap4"][vm];
         let vni = if vm == 2 { 200 } else { 100 };
-        for a in b.from_vm(dev, &f) {
+        for a in b.vm_frame(dev, &f) {
             if let Action::ToPort { device, .. } = a {
                 let other = b.fw.port_info(&device).unwrap().vni;
                 prop_assert_eq!(other, vni);
@@ -429,7 +430,7 @@ proptest! {
         // The same bytes as an underlay packet to each interface.
         for id in ["vm0", "vm1", "vm2"] {
             let dst = b.underlay_of(id);
-            let _ = b.from_underlay(dst, &body);
+            let _ = b.underlay_packet(dst, &body);
         }
     }
 }

@@ -327,7 +327,7 @@ async fn port_loop(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
         {
             let st = lock(&inner.state);
             let mut fw = lock(&inner.forwarder);
-            fw.from_vm(&st, &device, &buf[..n], Instant::now(), &mut actions);
+            fw.vm_frame(&st, &device, &buf[..n], Instant::now(), &mut actions);
         }
         inner.dispatch(&mut actions);
     }
@@ -355,7 +355,7 @@ async fn underlay_loop(inner: Weak<Inner>, receiver: Receiver) {
                 continue;
             }
             let mut fw = lock(&inner.forwarder);
-            fw.from_underlay(&st, dst, &buf[..n], Instant::now(), &mut actions);
+            fw.underlay_packet(&st, dst, &buf[..n], Instant::now(), &mut actions);
         }
         inner.dispatch(&mut actions);
     }
