@@ -6,6 +6,7 @@
 //! non-zero only for bad usage or a socket that cannot be made.
 
 mod flow;
+mod frames;
 mod ping;
 
 use std::io::Write as _;
@@ -103,6 +104,13 @@ enum Cmd {
         #[arg(long)]
         payload: String,
     },
+    /// Sends raw Ethernet frames (hex) out of the namespace's link; the VM needs a route to
+    /// 169.254.0.1 (it prompts a frame whose link address the raw socket reuses).
+    Frames {
+        /// A frame, as hex digits (repeatable).
+        #[arg(long)]
+        hex: Vec<String>,
+    },
     /// Waits for one UDP datagram.
     UdpRecv {
         /// Address to listen on.
@@ -162,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => emit(&flow::udp_sink(listen, seconds, announce)?),
         Cmd::UdpFlood { to, seconds, size } => emit(&flow::udp_flood(to, seconds, size)?),
         Cmd::UdpSend { to, payload } => emit(&flow::udp_send(to, &payload)?),
+        Cmd::Frames { hex } => emit(&frames::send(&hex)?),
         Cmd::UdpRecv {
             listen,
             timeout_ms,
