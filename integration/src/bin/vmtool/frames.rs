@@ -53,7 +53,7 @@ pub fn send(frames: &[String]) -> anyhow::Result<serde_json::Value> {
 
 fn hex(s: &str) -> anyhow::Result<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd number of hex digits");
     }
     (0..s.len())
