@@ -1,6 +1,7 @@
-//! The region API for end-to-end tests: the real `ferrinet-api` binary on loopback with its
-//! embedded store in a temporary directory (or another store, [`ApiOpts`]), mutual TLS with
-//! the kit's PKI (or plaintext), and `ferrinetctl --api` runs against it.
+//! The region API for end-to-end tests: the real `ferrinet-api` binary on loopback (or in a
+//! network namespace, [`ApiProc::start_in`]) with its embedded store in a temporary directory
+//! (or another store, [`ApiOpts`]), mutual TLS with the kit's PKI (or plaintext), and
+//! `ferrinetctl --api` runs against it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,6 +57,7 @@ pub struct ApiProc {
     ready: PathBuf,
     /// `None`: plaintext.
     pki: Option<Pki>,
+    netns: Option<String>,
 }
 
 impl ApiProc {
@@ -67,16 +69,34 @@ impl ApiProc {
             extra: extra.to_owned(),
             ..ApiOpts::default()
         };
-        Self::launch(dir, Some((pki, nodes)), &opts)
+        Self::launch(None, dir, Some((pki, nodes)), &opts)
+    }
+
+    /// [`ApiProc::start`] configured by `opts`, inside network namespace `netns` (`ip netns
+    /// exec`; `opts.listen` should then name an address there). [`ApiProc::ctl`] runs
+    /// `ferrinetctl` in the same namespace.
+    pub fn start_in(
+        netns: Option<&str>,
+        dir: &Path,
+        pki: &Pki,
+        nodes: &[&str],
+        opts: &ApiOpts,
+    ) -> anyhow::Result<Self> {
+        Self::launch(netns, dir, Some((pki, nodes)), opts)
     }
 
     /// Starts a plaintext `ferrinet-api` (every caller is an admin) configured by `opts`, with
     /// its files under `dir` (one replica per directory). Returns once it serves.
     pub fn start_plain(dir: &Path, opts: &ApiOpts) -> anyhow::Result<Self> {
-        Self::launch(dir, None, opts)
+        Self::launch(None, dir, None, opts)
     }
 
-    fn launch(dir: &Path, tls: Option<(&Pki, &[&str])>, opts: &ApiOpts) -> anyhow::Result<Self> {
+    fn launch(
+        netns: Option<&str>,
+        dir: &Path,
+        tls: Option<(&Pki, &[&str])>,
+        opts: &ApiOpts,
+    ) -> anyhow::Result<Self> {
         let listen = opts.listen.as_deref().unwrap_or("127.0.0.1:0");
         let mut config = format!("[api]\nlisten = {listen:?}\n");
         if let Some((pki, nodes)) = tls {
@@ -101,8 +121,14 @@ impl ApiProc {
         std::fs::write(&path, config).context("writing the API config")?;
         let log = dir.join("api.log");
         let log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let netns = netns.map(str::to_owned);
         let mut api = Self {
-            child: ChildGuard(spawn(&path, &dir.join("api.ready"), &log)?),
+            child: ChildGuard(spawn(
+                netns.as_deref(),
+                &path,
+                &dir.join("api.ready"),
+                &log,
+            )?),
             addr: String::new(),
             dns: String::new(),
             log,
@@ -110,6 +136,7 @@ impl ApiProc {
             config: path,
             ready: dir.join("api.ready"),
             pki: tls.map(|(p, _)| p.clone()),
+            netns,
         };
         api.wait_ready()?;
         Ok(api)
@@ -144,7 +171,12 @@ impl ApiProc {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.log_start = std::fs::metadata(&self.log).map_or(0, |m| m.len());
-        self.child = ChildGuard(spawn(&self.config, &self.ready, &self.log)?);
+        self.child = ChildGuard(spawn(
+            self.netns.as_deref(),
+            &self.config,
+            &self.ready,
+            &self.log,
+        )?);
         self.wait_ready()
     }
 
@@ -165,10 +197,11 @@ impl ApiProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `ferrinetctl --api` as the admin; returns the exit code, stdout and stderr.
+    /// `ferrinetctl --api` as the admin (inside the API's namespace, if it has one); returns
+    /// the exit code, stdout and stderr.
     pub fn ctl(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<(i32, String, String)> {
         use std::io::Write as _;
-        let mut cmd = Command::new(ctl_bin());
+        let mut cmd = command(self.netns.as_deref(), ctl_bin());
         match &self.pki {
             Some(pki) => {
                 let api = format!("https://{}", self.addr.replace("127.0.0.1", "localhost"));
@@ -207,15 +240,33 @@ impl ApiProc {
     }
 }
 
-/// Spawns `ferrinet-api --config CONFIG --ready-file READY` (removed first), logging (appended)
-/// to `log`.
-fn spawn(config: &Path, ready: &Path, log: &Path) -> anyhow::Result<std::process::Child> {
+/// `program`, inside `netns` if given (`ip netns exec`, which execs it: the child's pid is the
+/// program's).
+fn command(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Spawns `ferrinet-api --config CONFIG --ready-file READY` (removed first) inside `netns` if
+/// given, logging (appended) to `log`.
+fn spawn(
+    netns: Option<&str>,
+    config: &Path,
+    ready: &Path,
+    log: &Path,
+) -> anyhow::Result<std::process::Child> {
     let _ = std::fs::remove_file(ready);
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    Command::new(api_bin())
+    command(netns, api_bin())
         .args(["--config", &config.display().to_string()])
         .args(["--ready-file", &ready.display().to_string()])
         .env("RUST_LOG", "info")

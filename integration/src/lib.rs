@@ -185,10 +185,24 @@ pub struct Pki {
 impl Pki {
     /// Runs `ferrinet-region certs --out DIR --node NAME...`.
     pub fn create(dir: &Path, nodes: &[&str]) -> anyhow::Result<Self> {
+        Self::create_with_server_names(dir, nodes, &[])
+    }
+
+    /// [`Pki::create`] whose server certificate also names `server_names` (DNS names or IP
+    /// addresses, `--server-name`) besides localhost, 127.0.0.1 and ::1: for servers that
+    /// clients reach on another address, such as the bridge of a [`netns::Fabric`].
+    pub fn create_with_server_names(
+        dir: &Path,
+        nodes: &[&str],
+        server_names: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(region_bin());
         cmd.arg("certs").arg("--out").arg(dir);
         for n in nodes {
             cmd.args(["--node", n]);
+        }
+        for n in server_names {
+            cmd.args(["--server-name", n]);
         }
         let out = cmd.output().context("running ferrinet-region certs")?;
         if !out.status.success() {

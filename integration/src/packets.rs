@@ -9,15 +9,20 @@
 //!                               │ raw IPv6 (4/41) on ul0
 //!   ferrinet-region (ns fab, [fd99::ff]) ◄── br0 ──► other nodes
 //! ```
+//!
+//! With [`PacketOpts::region_api`] the bridge's namespace also runs `ferrinet-api` on
+//! `[fd99::ff]` and every node registers with it, so that tests can drive the nodes through the
+//! region API instead.
 
 use std::net::Ipv6Addr;
 
 use anyhow::Context as _;
 use ferrinet_proto::node::v1 as pb;
 
+use crate::api::{ADMIN, ApiOpts, ApiProc};
 use crate::netns::{Fabric, FabricNode, Vm};
 use crate::node::NodeProc;
-use crate::{Launch, Pki, RegionServer, ServerOpts};
+use crate::{Launch, Pki, RegionServer, ServerOpts, WAIT};
 
 /// The route server's address on the bridge.
 pub const SERVER_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0xff);
@@ -33,6 +38,10 @@ pub struct PacketOpts {
     pub firewall_mode: &'static str,
     /// Appended to every node's configuration (dotted keys).
     pub extra_toml: String,
+    /// Also start `ferrinet-api` in the bridge's namespace on `[fd99::ff]` (mutual TLS; the
+    /// server certificate names fd99::ff) and register every node with it
+    /// ([`PacketRegion::api`]).
+    pub region_api: bool,
 }
 
 impl Default for PacketOpts {
@@ -43,6 +52,7 @@ impl Default for PacketOpts {
             underlay_mtu: 1600,
             firewall_mode: "enforce",
             extra_toml: String::new(),
+            region_api: false,
         }
     }
 }
@@ -79,16 +89,19 @@ impl PacketNode {
 pub struct PacketRegion {
     /// The nodes, in fabric order (node `i` is fabric node `i + 1`).
     pub nodes: Vec<PacketNode>,
+    /// The region API, with [`PacketOpts::region_api`].
+    pub api: Option<ApiProc>,
     /// The route server.
     pub server: RegionServer,
     /// The underlay.
     pub fabric: Fabric,
+    pki: Pki,
     dir: tempfile::TempDir,
 }
 
 impl PacketRegion {
-    /// Builds the fabric, starts the route server and the nodes, and waits until every node
-    /// has synced. Needs root.
+    /// Builds the fabric, starts the route server (and the region API) and the nodes, and waits
+    /// until every node has synced (and is Ready in the region). Needs root.
     pub async fn start(opts: PacketOpts) -> anyhow::Result<Self> {
         crate::netns::require_tools()?;
         let fabric = Fabric::new(opts.nodes, opts.underlay_mtu)?;
@@ -97,7 +110,19 @@ impl PacketRegion {
             .bridge()
             .ip(&["addr", "add", &server_ip, "dev", "br0", "nodad"])?;
         let dir = tempfile::tempdir().context("tempdir")?;
-        let pki = Pki::create(&dir.path().join("pki"), &[])?;
+        let names: Vec<String> = (0..usize::from(opts.nodes))
+            .map(crate::cluster::node_name)
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let pki = if opts.region_api {
+            let ids: Vec<&str> = std::iter::once(ADMIN)
+                .chain(names.iter().copied())
+                .collect();
+            let san = SERVER_ADDR.to_string();
+            Pki::create_with_server_names(&dir.path().join("pki"), &ids, &[&san])?
+        } else {
+            Pki::create(&dir.path().join("pki"), &[])?
+        };
         let mut config = ServerOpts {
             nodes: Vec::new(),
             ..ServerOpts::default()
@@ -113,10 +138,29 @@ impl PacketRegion {
                 ..Launch::default()
             },
         )?;
+        let api = if opts.region_api {
+            let api_dir = dir.path().join("api");
+            std::fs::create_dir(&api_dir).context("creating the API's directory")?;
+            let api_opts = ApiOpts {
+                listen: Some(format!("[{SERVER_ADDR}]:0")),
+                ..ApiOpts::default()
+            };
+            Some(ApiProc::start_in(
+                Some(fabric.bridge().name()),
+                &api_dir,
+                &pki,
+                &names,
+                &api_opts,
+            )?)
+        } else {
+            None
+        };
         let mut region = Self {
             nodes: Vec::new(),
+            api,
             server,
             fabric,
+            pki,
             dir,
         };
         for i in 0..usize::from(opts.nodes) {
@@ -128,12 +172,55 @@ impl PacketRegion {
                 anyhow::bail!("{e:#}\n{}", region.logs());
             }
         }
+        if region.api.is_some() {
+            region.until_registered().await?;
+        }
         Ok(region)
+    }
+
+    /// Waits until the region API lists every node as Ready.
+    async fn until_registered(&self) -> anyhow::Result<()> {
+        let api = self.api()?;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (code, out, err) = api.ctl(&["get", "nodes"], None)?;
+            let ready = out.lines().filter(|l| l.contains("Ready")).count();
+            if code == 0 && ready == self.nodes.len() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("nodes not Ready in the region: {out}{err}\n{}", self.logs());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The region API ([`PacketOpts::region_api`]).
+    pub fn api(&self) -> anyhow::Result<&ApiProc> {
+        self.api
+            .as_ref()
+            .context("no region API: start with PacketOpts::region_api")
     }
 
     async fn start_node(&self, i: usize, opts: &PacketOpts) -> anyhow::Result<PacketNode> {
         let name = crate::cluster::node_name(i);
         let f = self.fabric.node(i + 1);
+        // The server name is the address's host, fd99::ff, which the certificate names.
+        let region_api = match &self.api {
+            Some(api) => format!(
+                "region_api.address = \"{addr}\"\n\
+                 region_api.ca = {ca:?}\n\
+                 region_api.cert = {cert:?}\n\
+                 region_api.key = {key:?}\n\
+                 region_api.heartbeat_ms = 500\n\
+                 region_api.status_interval_ms = 100\n",
+                addr = api.addr,
+                ca = self.pki.ca(),
+                cert = self.pki.cert(&name),
+                key = self.pki.key(&name),
+            ),
+            None => String::new(),
+        };
         let config = format!(
             "ipv6 = true\n\
              dataplane.address = \"embedded\"\n\
@@ -146,6 +233,7 @@ impl PacketRegion {
              routes.servers = [\"{server}\"]\n\
              routes.plaintext = true\n\
              routes.keepalive_secs = 2\n\
+             {region_api}\
              {extra}\n",
             prefix = f.prefix,
             link = f.link,
@@ -202,6 +290,12 @@ impl PacketRegion {
             out += &format!("--- node {} log (tail):\n{tail}\n", n.name);
         }
         out += &format!("--- server log:\n{}\n", self.server.log());
+        if let Some(api) = &self.api {
+            let log = api.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            out += &format!("--- region API log (tail):\n{tail}\n");
+        }
         out
     }
 }

@@ -1,0 +1,166 @@
+//! `ferrinet-packet-bench`: what the software dataplane's packet path moves, beside plain kernel
+//! routing between the same kind of namespaces. Two nodes on a bridge, one VM each (the kit of
+//! `ferrinet_integration::packets`), then: TCP throughput VM -> VM, small-packet forwarding rate
+//! (UDP, 64-byte frames, counted at the receiver) and ping round trips. Needs root. Prints a
+//! table and one JSON line; asserts nothing.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ferrinet_integration::netns::{Vm, kernel_pair};
+use ferrinet_integration::packets::{PacketOpts, PacketRegion};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "ferrinet-packet-bench")]
+struct Args {
+    /// Seconds per UDP flood.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Bytes per TCP transfer (three transfers, the median is reported).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    tcp_bytes: u64,
+    /// Underlay MTU (the VMs keep 1500).
+    #[arg(long, default_value_t = 1600)]
+    mtu: u32,
+    /// Only ferrinet, no kernel baseline.
+    #[arg(long)]
+    skip_kernel: bool,
+}
+
+const RULES: &str = "  firewallRules:\n    - firewallRuleID: all-v4\n      direction: Ingress\n      action: Accept\n      ipFamily: IPv4\n";
+
+fn manifest(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: Network\nmetadata:\n  name: net\nspec:\n  id: 1001\n---\napiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: NetworkInterface\nmetadata:\n  name: {name}\nspec:\n  networkRef:\n    name: net\n  ipFamilies: [IPv4]\n  ips: [{ip}]\n{RULES}"
+    )
+}
+
+/// The three figures between `a` and `b` (at `b_ip`).
+fn measure(a: &Vm, b: &Vm, b_ip: Ipv4Addr, args: &Args) -> anyhow::Result<Value> {
+    // Warm up: neighbours, flows.
+    a.vmtool(&[
+        "ping",
+        "--to",
+        &b_ip.to_string(),
+        "--count",
+        "3",
+        "--interval-ms",
+        "20",
+    ])?;
+    let mut gbits = Vec::new();
+    for port in [5101, 5102, 5103] {
+        let addr = format!("{b_ip}:{port}");
+        let mut srv = b.spawn_vmtool(&["tcp-serve", "--listen", &addr, "--announce"])?;
+        srv.wait_listening()?;
+        let r = a.vmtool(&[
+            "tcp-send",
+            "--to",
+            &addr,
+            "--bytes",
+            &args.tcp_bytes.to_string(),
+        ])?;
+        srv.finish_last()?;
+        gbits.push(r["gbit_per_s"].as_f64().context("tcp-send gave no rate")?);
+    }
+    gbits.sort_by(f64::total_cmp);
+    let secs = args.seconds.to_string();
+    let sink_addr = format!("{b_ip}:5200");
+    let mut sink = b.spawn_vmtool(&[
+        "udp-sink",
+        "--listen",
+        &sink_addr,
+        "--seconds",
+        &(args.seconds + 2).to_string(),
+        "--announce",
+    ])?;
+    sink.wait_listening()?;
+    let flood = a.vmtool(&[
+        "udp-flood",
+        "--to",
+        &sink_addr,
+        "--seconds",
+        &secs,
+        "--size",
+        "18",
+    ])?;
+    let sunk = sink.finish_last()?;
+    let received = sunk["packets"].as_f64().unwrap_or(0.0);
+    let ping = a.vmtool(&[
+        "ping",
+        "--to",
+        &b_ip.to_string(),
+        "--count",
+        "200",
+        "--interval-ms",
+        "10",
+    ])?;
+    Ok(json!({
+        "tcp_gbit_per_s": gbits[1],
+        "udp_sent_pps": flood["pps"],
+        "udp_received_pps": received / args.seconds as f64,
+        "rtt_p50_us": ping["rtt_us"]["p50"],
+        "rtt_p99_us": ping["rtt_us"]["p99"],
+    }))
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    eprintln!(
+        "binaries: {} (profile of this tool)",
+        ferrinet_integration::node_bin().display()
+    );
+    let opts = PacketOpts {
+        underlay_mtu: args.mtu,
+        ..PacketOpts::default()
+    };
+    let mut r = PacketRegion::start(opts).await?;
+    r.nodes[0].apply(&manifest("vma", "10.0.0.1"))?;
+    r.nodes[1].apply(&manifest("vmb", "10.0.0.2"))?;
+    let (a, _) = r.vm(0, "vma").await?;
+    let (b, _) = r.vm(1, "vmb").await?;
+    a.configure_v4(Ipv4Addr::new(10, 0, 0, 1))?;
+    b.configure_v4(Ipv4Addr::new(10, 0, 0, 2))?;
+    let ferrinet = measure(&a, &b, Ipv4Addr::new(10, 0, 0, 2), &args).with_context(|| r.logs())?;
+    drop((a, b, r));
+    let kernel = if args.skip_kernel {
+        Value::Null
+    } else {
+        let k = kernel_pair(args.mtu)?;
+        measure(k.vm(1), k.vm(2), k.v4(2), &args)?
+    };
+    println!("| measure (target) | ferrinet | kernel routing |");
+    println!("|---|---|---|");
+    println!(
+        "| TCP VM -> VM, Gbit/s (>= 2) | {:.2} | {:.2} |",
+        num(&ferrinet, "tcp_gbit_per_s"),
+        num(&kernel, "tcp_gbit_per_s")
+    );
+    println!(
+        "| UDP 64-byte frames received, packets/s (>= 300k) | {:.0} | {:.0} |",
+        num(&ferrinet, "udp_received_pps"),
+        num(&kernel, "udp_received_pps")
+    );
+    println!(
+        "| ping RTT p50 / p99, us | {:.0} / {:.0} | {:.0} / {:.0} |",
+        num(&ferrinet, "rtt_p50_us"),
+        num(&ferrinet, "rtt_p99_us"),
+        num(&kernel, "rtt_p50_us"),
+        num(&kernel, "rtt_p99_us")
+    );
+    println!(
+        "| added round trip (p50), us (<= 100) | {:.0} | |",
+        num(&ferrinet, "rtt_p50_us") - num(&kernel, "rtt_p50_us")
+    );
+    println!(
+        "{}",
+        json!({ "ferrinet": ferrinet, "kernel": kernel, "mtu": args.mtu })
+    );
+    Ok(())
+}
