@@ -2,6 +2,9 @@
 //! API (embedded store, DNS) with dev certificates (TLS, mutual authentication), and `--nodes`
 //! node daemons, each with its own embedded software dataplane, state directory and admin
 //! socket, all connected to both. Prints the `ferrinetctl` commands to try, runs until Ctrl-C.
+//!
+//! With `--packets` (root) the dataplanes move real packets and [`vms`] gives every interface
+//! a network namespace as its VM.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,8 @@ use ferrinet_region::server::authz::{Authz, Permission, Unlisted};
 use ferrinet_region::server::{self, Listeners, ServerConfig};
 use ferrinet_region::{certs, tls};
 use tokio::net::TcpListener;
+
+mod vms;
 
 /// ferrinet dev mode: a route server and several nodes with embedded dataplanes.
 #[derive(Parser, Debug)]
@@ -37,6 +42,13 @@ struct Args {
     /// Region DNS server (UDP and TCP).
     #[arg(long, default_value = "127.0.0.1:4731")]
     dns: String,
+    /// Move real packets (needs root): a TAP per interface, each moved into a network
+    /// namespace named after the interface and configured by DHCP (udhcpc).
+    #[arg(long)]
+    packets: bool,
+    /// With --packets: enforce the firewall rules, or only count what they would drop.
+    #[arg(long, default_value = "enforce", value_parser = ["enforce", "monitor"], requires = "packets")]
+    firewall_mode: String,
 }
 
 /// The identity of the dev PKI's admin certificate (for ferrinetctl --api).
@@ -57,9 +69,15 @@ fn node_config(
     i: u16,
     server: &str,
     api: &str,
+    packets: Option<&str>,
 ) -> anyhow::Result<ferrinet_node::config::Settings> {
     let name = node_name(i);
     let home = dir.join(&name);
+    // No underlay_interface: the underlay is loopback here, and lo's MTU (65536) is not what a
+    // real fabric carries; 1500 is assumed (the VMs' DHCP MTU is 1460).
+    let packets = packets
+        .map(|mode| format!("packets = true\nfirewall_mode = \"{mode}\"\n"))
+        .unwrap_or_default();
     let text = format!(
         r#"node_name = "{name}"
 state_dir = {state:?}
@@ -69,7 +87,7 @@ socket = {socket:?}
 [dataplane]
 address = "embedded"
 embedded_underlay = "{ul}"
-[routes]
+{packets}[routes]
 servers = ["{server}"]
 ca = {ca:?}
 cert = {cert:?}
@@ -137,6 +155,9 @@ nodes = ["node-*"]
 async fn run(args: Args) -> anyhow::Result<()> {
     let dir = std::path::absolute(&args.dir).context("resolving --dir")?;
     let pki = dir.join("pki");
+    if args.packets {
+        check_root()?;
+    }
     let mut names: Vec<String> = (1..=args.nodes).map(node_name).collect();
     names.push(ADMIN.into());
     certs::write_pki(&pki, &[], &names, false)
@@ -193,6 +214,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             i,
             &server_addr.to_string(),
             &api_addr.to_string(),
+            args.packets.then_some(args.firewall_mode.as_str()),
         )?;
         let node = Node::start(&s)
             .await
@@ -202,6 +224,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (_, n) in &nodes {
         n.ready().await;
     }
+    let vms = if args.packets {
+        Some(vms::Vms::start(&dir, &nodes).context("starting the VM manager")?)
+    } else {
+        None
+    };
 
     println!("\nferrinet dev mode is up ({} nodes)\n", nodes.len());
     println!("  route server   tls={server_addr}  status=http://{http_addr}/");
@@ -275,22 +302,89 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  cargo run -q -p ferrinet-node --bin ferrinetctl -- --node unix:{first} get ni   # placed by the region"
     );
+    if vms.is_some() {
+        print_packets(&nodes, &args.firewall_mode);
+    }
     println!(
         "\nCtrl-C stops everything; state stays in {}.\n",
         dir.display()
     );
 
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stopped().await?;
     tracing::info!("stopping");
     for (_, n) in nodes {
         n.shutdown().await;
+    }
+    // After the nodes: deleting a namespace destroys the TAP in it, which a running dataplane
+    // would keep trying to read.
+    if let Some(v) = vms {
+        v.shutdown().await;
     }
     api.shutdown().await;
     let _ = stop_tx.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (`sudo kill`): both leave through the same clean-up.
+async fn stopped() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+/// TAP devices, raw sockets and `ip netns` need root; say so before anything starts.
+fn check_root() -> anyhow::Result<()> {
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .context("--packets: running id -u")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        anyhow::bail!(
+            "--packets needs root (TAP devices, raw IPv6 sockets, ip netns): \
+             sudo cargo run --release -p ferrinet-dev -- --packets"
+        );
+    }
+    Ok(())
+}
+
+/// The `--packets` part of "what to try".
+fn print_packets(nodes: &[(String, Node)], firewall_mode: &str) {
+    let sock = |i: usize| {
+        nodes
+            .get(i)
+            .and_then(|(_, n)| n.admin_socket.as_deref())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    println!(
+        "\n  # Real packets (firewall {firewall_mode}): every Ready interface gets a namespace"
+    );
+    println!("  # named after it, its TAP moved in and configured by DHCP (udhcpc).");
+    let ctl = "cargo run -q -p ferrinet-node --bin ferrinetctl --";
+    println!(
+        "  {ctl} --node unix:{} apply -f dev/examples/packets-node-1.yaml",
+        sock(0)
+    );
+    if nodes.len() > 1 {
+        println!(
+            "  {ctl} --node unix:{} apply -f dev/examples/packets-node-2.yaml",
+            sock(1)
+        );
+        println!("  ip netns exec vm-1 ping -c 3 10.30.0.2         # node-1 -> node-2");
+        println!("  ip netns exec vm-1 ping -c 3 fd00:30::2");
+        println!("  ip netns exec vm-2 ping -c 3 10.30.0.1");
+    }
+    println!("  {ctl} --node unix:{} counters", sock(0));
+    if firewall_mode == "enforce" {
+        println!(
+            "  # node/examples' web-1 and web-2 accept no IPv4 ICMP: with --firewall-mode monitor,"
+        );
+        println!("  #   ip netns exec web-2 ping -c 3 10.10.0.11");
+    }
 }
 
 fn main() -> std::process::ExitCode {
