@@ -304,6 +304,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     if vms.is_some() {
         print_packets(&nodes, &args.firewall_mode);
+    } else {
+        println!("\n  # Real packets between VMs (network namespaces), as root:");
+        println!("  sudo cargo run --release -p ferrinet-dev -- --packets");
     }
     println!(
         "\nCtrl-C stops everything; state stays in {}.\n",
@@ -374,16 +377,16 @@ fn print_packets(nodes: &[(String, Node)], firewall_mode: &str) {
             "  {ctl} --node unix:{} apply -f dev/examples/packets-node-2.yaml",
             sock(1)
         );
-        println!("  ip netns exec vm-1 ping -c 3 10.30.0.2         # node-1 -> node-2");
-        println!("  ip netns exec vm-1 ping -c 3 fd00:30::2");
-        println!("  ip netns exec vm-2 ping -c 3 10.30.0.1");
+        println!("  sudo ip netns exec vm-1 ping -c 3 10.30.0.2         # node-1 -> node-2");
+        println!("  sudo ip netns exec vm-1 ping -c 3 fd00:30::2");
+        println!("  sudo ip netns exec vm-2 ping -c 3 10.30.0.1");
     }
     println!("  {ctl} --node unix:{} counters", sock(0));
     if firewall_mode == "enforce" {
         println!(
             "  # node/examples' web-1 and web-2 accept no IPv4 ICMP: with --firewall-mode monitor,"
         );
-        println!("  #   ip netns exec web-2 ping -c 3 10.10.0.11");
+        println!("  #   sudo ip netns exec web-2 ping -c 3 10.10.0.11");
     }
 }
 

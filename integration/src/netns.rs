@@ -240,8 +240,10 @@ impl ToolChild {
             "{}: {status}; stderr: {stderr}",
             self.what
         );
+        // `iter`, not `try_iter`: the reader thread may not have passed on the last line yet;
+        // it ends (and the channel with it) at the child's end of output.
         self.lines
-            .try_iter()
+            .iter()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
                 serde_json::from_str(&l).with_context(|| format!("{}: not JSON: {l}", self.what))

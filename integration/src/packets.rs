@@ -78,9 +78,20 @@ impl PacketNode {
         Ok(out)
     }
 
-    /// `ferrinetctl apply -f -`.
+    /// `ferrinetctl apply -f -`, again when an update raced the node's own status write (a
+    /// stale resource version).
     pub fn apply(&self, manifest: &str) -> anyhow::Result<String> {
-        self.ctl(&["apply", "-f", "-"], Some(manifest))
+        let mut last = None;
+        for _ in 0..5 {
+            match self.ctl(&["apply", "-f", "-"], Some(manifest)) {
+                Err(e) if format!("{e:#}").contains("is not the current") => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("apply: no attempt made")))
     }
 }
 
