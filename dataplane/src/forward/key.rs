@@ -102,28 +102,8 @@ fn parse_v4(packet: &[u8]) -> Result<Parsed<'_>, KeyError> {
     }
     let payload = ip.payload();
     match ip.protocol() {
-        ipv4::PROTO_TCP => {
-            let tcp = TcpView::parse(payload)?;
-            Ok(Parsed {
-                l4: L4::Tcp {
-                    src_port: tcp.src_port(),
-                    dst_port: tcp.dst_port(),
-                },
-                flags: TcpFlags(tcp.flags()),
-                ..base
-            })
-        }
-        ipv4::PROTO_UDP => {
-            let udp = UdpView::parse(payload)?;
-            Ok(Parsed {
-                l4: L4::Udp {
-                    src_port: udp.src_port(),
-                    dst_port: udp.dst_port(),
-                },
-                dhcp: udp.dst_port() == DHCP_SERVER_PORT,
-                ..base
-            })
-        }
+        ipv4::PROTO_TCP => tcp(payload, base),
+        ipv4::PROTO_UDP => udp(payload, base, DHCP_SERVER_PORT),
         ipv4::PROTO_ICMP => {
             let m = IcmpView::parse(payload)?;
             let l4 = match (m.kind(), m.code()) {
@@ -141,6 +121,32 @@ fn parse_v4(packet: &[u8]) -> Result<Parsed<'_>, KeyError> {
         }
         p => Err(unsupported("ip protocol", p)),
     }
+}
+
+/// A TCP segment's key and flags (the same for both families).
+fn tcp<'a>(payload: &[u8], base: Parsed<'a>) -> Result<Parsed<'a>, KeyError> {
+    let tcp = TcpView::parse(payload)?;
+    Ok(Parsed {
+        l4: L4::Tcp {
+            src_port: tcp.src_port(),
+            dst_port: tcp.dst_port(),
+        },
+        flags: TcpFlags(tcp.flags()),
+        ..base
+    })
+}
+
+/// A UDP datagram's key; `dhcp_port` is the family's DHCP server port.
+fn udp<'a>(payload: &[u8], base: Parsed<'a>, dhcp_port: u16) -> Result<Parsed<'a>, KeyError> {
+    let udp = UdpView::parse(payload)?;
+    Ok(Parsed {
+        l4: L4::Udp {
+            src_port: udp.src_port(),
+            dst_port: udp.dst_port(),
+        },
+        dhcp: udp.dst_port() == dhcp_port,
+        ..base
+    })
 }
 
 /// An ICMPv4 error keyed as the reply of the packet it quotes.
@@ -240,28 +246,8 @@ fn parse_v6(packet: &[u8]) -> Result<Parsed<'_>, KeyError> {
         .into());
     }
     match upper.protocol {
-        ipv6::NEXT_TCP => {
-            let tcp = TcpView::parse(upper.payload)?;
-            Ok(Parsed {
-                l4: L4::Tcp {
-                    src_port: tcp.src_port(),
-                    dst_port: tcp.dst_port(),
-                },
-                flags: TcpFlags(tcp.flags()),
-                ..base
-            })
-        }
-        ipv6::NEXT_UDP => {
-            let udp = UdpView::parse(upper.payload)?;
-            Ok(Parsed {
-                l4: L4::Udp {
-                    src_port: udp.src_port(),
-                    dst_port: udp.dst_port(),
-                },
-                dhcp: udp.dst_port() == DHCPV6_SERVER_PORT,
-                ..base
-            })
-        }
+        ipv6::NEXT_TCP => tcp(upper.payload, base),
+        ipv6::NEXT_UDP => udp(upper.payload, base, DHCPV6_SERVER_PORT),
         ipv6::NEXT_ICMPV6 => {
             let m = Icmpv6View::parse(upper.payload)?;
             if m.is_error() {
