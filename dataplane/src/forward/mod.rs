@@ -179,6 +179,11 @@ impl Forwarder {
         self.flows.len()
     }
 
+    /// Every interface, as last synced.
+    pub fn ports(&self) -> impl Iterator<Item = &PortInfo> {
+        self.ports.values().map(|p| &p.info)
+    }
+
     /// The interface on `device`, as last synced.
     pub fn port_info(&self, device: &str) -> Option<&PortInfo> {
         self.ports.get(device).map(|p| &p.info)

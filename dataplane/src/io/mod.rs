@@ -149,7 +149,14 @@ impl Packets {
     /// cannot be opened is logged and retried at the next call.
     pub fn reconcile(&self) {
         let inner = &self.inner;
-        let in_use: Vec<String> = lock(&inner.state).topology().ports.into_keys().collect();
+        // The forwarder's caches are rebuilt here once for the change that called us, instead
+        // of by the next packet; their ports are the ones in use.
+        let in_use: Vec<String> = {
+            let st = lock(&inner.state);
+            let mut fw = lock(&inner.forwarder);
+            fw.sync(&st);
+            fw.ports().map(|p| p.device.clone()).collect()
+        };
         for device in in_use {
             let open = inner
                 .taps
@@ -169,12 +176,7 @@ impl Packets {
                         port_mac: port_mac(position),
                         vm_mac: tap.mac(),
                     };
-                    {
-                        let st = lock(&inner.state);
-                        let mut fw = lock(&inner.forwarder);
-                        fw.sync(&st);
-                        fw.attach(&device, att);
-                    }
+                    lock(&inner.forwarder).attach(&device, att);
                     inner
                         .taps
                         .write()
@@ -212,10 +214,8 @@ impl Packets {
         let st = lock(&self.inner.state);
         let mut fw = lock(&self.inner.forwarder);
         fw.sync(&st);
-        let topology = st.topology();
-        let mut interfaces: Vec<status_pb::InterfacePackets> = topology
-            .ports
-            .values()
+        let mut interfaces: Vec<status_pb::InterfacePackets> = fw
+            .ports()
             .map(|info| {
                 let traffic = fw
                     .counters()
