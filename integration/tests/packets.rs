@@ -6,6 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::Context as _;
 use ferrinet_integration::netns::Vm;
+use ferrinet_integration::packets::probe::{
+    counters, drops, eventually, ping, ping_until_reply, received, verdicts,
+};
 use ferrinet_integration::packets::{PacketOpts, PacketRegion};
 use serde_json::Value;
 
@@ -23,35 +26,6 @@ fn interface(name: &str, net: &str, v4: &str, v6: &str, rules: Option<&str>) -> 
         "---\napiVersion: networking.metalnet.ironcore.dev/v1alpha1\nkind: NetworkInterface\nmetadata:\n  name: {name}\nspec:\n  networkRef:\n    name: {net}\n  ipFamilies: [IPv4, IPv6]\n  ips: [{v4}, \"{v6}\"]\n  hostname: {name}\n{}",
         rules.unwrap_or(allow_all)
     )
-}
-
-fn ping(vm: &Vm, to: &str, count: u32) -> anyhow::Result<Value> {
-    vm.vmtool(&[
-        "ping",
-        "--to",
-        to,
-        "--count",
-        &count.to_string(),
-        "--interval-ms",
-        "50",
-        "--timeout-ms",
-        "1000",
-    ])
-}
-
-fn received(v: &Value) -> u64 {
-    v["received"].as_u64().unwrap_or(0)
-}
-
-/// Pings until one reply comes (routes take a moment to spread), at most ~20 s.
-fn ping_until_reply(vm: &Vm, to: &str) -> anyhow::Result<()> {
-    for _ in 0..40 {
-        if received(&ping(vm, to, 1)?) == 1 {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    anyhow::bail!("no echo reply from {to}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,46 +62,6 @@ async fn two_vms_on_two_nodes_ping_and_transfer() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ferrinetctl counters -o json` of node `i`.
-fn counters(r: &PacketRegion, i: usize) -> anyhow::Result<Value> {
-    let out = r.nodes[i].ctl(&["counters", "-o", "json"], None)?;
-    serde_json::from_str(&out).with_context(|| format!("counters: {out}"))
-}
-
-/// Interface `id`'s drops for `reason` in a counters document.
-fn drops(c: &Value, id: &str, reason: &str) -> u64 {
-    let Some(ifaces) = c["interfaces"].as_array() else {
-        return 0;
-    };
-    ifaces
-        .iter()
-        .filter(|i| i["interface_id"] == id)
-        .flat_map(|i| {
-            i["traffic"]["drops"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|d| d["reason"] == reason)
-        .map(|d| d["packets"].as_u64().unwrap_or(0))
-        .sum()
-}
-
-/// Interface `id`'s firewall verdict counter `field` (accepted, dropped, would_drop) in
-/// `direction`.
-fn verdicts(c: &Value, id: &str, direction: &str, field: &str) -> u64 {
-    let Some(ifaces) = c["interfaces"].as_array() else {
-        return 0;
-    };
-    ifaces
-        .iter()
-        .filter(|i| i["interface_id"] == id)
-        .flat_map(|i| i["firewall"].as_array().cloned().unwrap_or_default())
-        .filter(|f| f["direction"] == direction)
-        .map(|f| f[field].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn ingress_rule(id: &str, proto: &str) -> String {
     format!(
         "    - firewallRuleID: {id}\n      direction: Ingress\n      action: Accept\n      ipFamily: IPv4\n      protocolMatch:\n{proto}"
@@ -159,17 +93,6 @@ async fn pair(
     a.configure_v6("fd00::1".parse::<Ipv6Addr>()?)?;
     b.configure_v6("fd00::2".parse::<Ipv6Addr>()?)?;
     Ok((r, a, b))
-}
-
-/// Polls `f` until it holds, at most ~20 s.
-fn eventually(what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    for _ in 0..80 {
-        if f()? {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    anyhow::bail!("{what}: did not happen")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +146,7 @@ async fn vnis_are_isolated_until_peered_and_withdrawn_routes_stop_traffic() -> a
     let (d, _) = r.vm(1, "vmd").await?;
     d.configure_v4(d_addr.parse()?)?;
     assert_eq!(received(&ping(&a, d_addr, 3)?), 0);
-    assert!(drops(&counters(&r, 0)?, "vma", "no_route") >= 3);
+    assert!(drops(&counters(&r.nodes[0])?, "vma", "no_route") >= 3);
 
     // Peered, both networks on both nodes: now it is. vmc goes first, its address would
     // clash with vmb's across the peering.
@@ -244,9 +167,9 @@ async fn vnis_are_isolated_until_peered_and_withdrawn_routes_stop_traffic() -> a
     eventually("vmb's route withdrawn at node a", || {
         Ok(received(&ping(&a, "10.0.0.2", 1)?) == 0)
     })?;
-    let before = drops(&counters(&r, 0)?, "vma", "no_route");
+    let before = drops(&counters(&r.nodes[0])?, "vma", "no_route");
     assert_eq!(received(&ping(&a, "10.0.0.2", 3)?), 0);
-    assert!(drops(&counters(&r, 0)?, "vma", "no_route") >= before + 3);
+    assert!(drops(&counters(&r.nodes[0])?, "vma", "no_route") >= before + 3);
     Ok(())
 }
 
@@ -339,7 +262,7 @@ async fn enforced_firewall_admits_only_what_rules_accept_and_their_replies() -> 
     // Nothing starts towards vma either.
     assert_eq!(received(&ping(&b, "10.0.0.1", 2)?), 0);
 
-    let c = counters(&r, 1)?;
+    let c = counters(&r.nodes[1])?;
     assert!(verdicts(&c, "vmb", "ingress", "dropped") >= 4, "{c}");
     assert!(drops(&c, "vmb", "firewall") >= 4, "{c}");
 
@@ -361,7 +284,7 @@ async fn monitor_mode_forwards_everything_and_counts_verdicts() -> anyhow::Resul
     let (r, a, b) = pair(opts, Some(""), Some("")).await?;
     ping_until_reply(&a, "10.0.0.2").with_context(|| r.logs())?;
     ping_until_reply(&b, "10.0.0.1").with_context(|| r.logs())?;
-    let c = counters(&r, 1)?;
+    let c = counters(&r.nodes[1])?;
     assert_eq!(c["firewall_mode"], "monitor", "{c}");
     assert!(verdicts(&c, "vmb", "ingress", "would_drop") >= 1, "{c}");
     assert_eq!(verdicts(&c, "vmb", "ingress", "dropped"), 0, "{c}");
@@ -398,7 +321,7 @@ async fn too_big_for_the_underlay_gets_the_right_icmp_error() -> anyhow::Result<
     // What fits still passes.
     let fits = a.vmtool(&["ping", "--to", "10.0.0.2", "--count", "2", "--size", "1400"])?;
     assert_eq!(received(&fits), 2, "{fits}");
-    assert!(drops(&counters(&r, 0)?, "vma", "too_big") >= 2);
+    assert!(drops(&counters(&r.nodes[0])?, "vma", "too_big") >= 2);
     Ok(())
 }
 
@@ -466,7 +389,7 @@ async fn malformed_and_spoofed_frames_are_dropped_and_counted() -> anyhow::Resul
         "nothing may get through: {got}"
     );
 
-    let c = counters(&r, 0)?;
+    let c = counters(&r.nodes[0])?;
     assert!(drops(&c, "vma", "spoofed_source") >= 1, "{c}");
     assert!(drops(&c, "vma", "malformed") >= 4, "{c}");
     // The dataplane carries on; a well-formed frame from the VM's own address gets through.

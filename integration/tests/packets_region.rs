@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::Context as _;
 use ferrinet_integration::netns::Vm;
+use ferrinet_integration::packets::probe::{counters, drops, eventually, ping, received};
 use ferrinet_integration::packets::{PacketOpts, PacketRegion};
 use serde_json::Value;
 
@@ -108,35 +109,6 @@ async fn vm(r: &mut PacketRegion, i: usize, name: &str) -> anyhow::Result<(Vm, R
     Ok((vm, iface))
 }
 
-fn ping(vm: &Vm, to: impl ToString, count: u32) -> anyhow::Result<Value> {
-    vm.vmtool(&[
-        "ping",
-        "--to",
-        &to.to_string(),
-        "--count",
-        &count.to_string(),
-        "--interval-ms",
-        "50",
-        "--timeout-ms",
-        "1000",
-    ])
-}
-
-fn received(v: &Value) -> u64 {
-    v["received"].as_u64().unwrap_or(0)
-}
-
-/// Polls `f` until it holds, at most ~20 s.
-fn eventually(what: &str, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
-    for _ in 0..80 {
-        if f()? {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    anyhow::bail!("{what}: did not happen")
-}
-
 /// `tcp-serve` on `server` at `listen`, `tcp-send` of `bytes` from `client` to `to` (`timeout`:
 /// its connect timeout and longest stall, ms): the bytes the server counted, or `None` when the
 /// client could not connect.
@@ -170,22 +142,7 @@ fn tcp_transfer(
 
 /// Interface `id`'s packets dropped by the firewall, from node `i`'s counters.
 fn firewall_drops(r: &PacketRegion, i: usize, id: &str) -> anyhow::Result<u64> {
-    let out = r.nodes[i].ctl(&["counters", "-o", "json"], None)?;
-    let c: Value = serde_json::from_str(&out).with_context(|| format!("counters: {out}"))?;
-    Ok(c["interfaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["interface_id"] == id)
-        .flat_map(|i| {
-            i["traffic"]["drops"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter(|d| d["reason"] == "firewall")
-        .map(|d| d["packets"].as_u64().unwrap_or(0))
-        .sum())
+    Ok(drops(&counters(&r.nodes[i])?, id, "firewall"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

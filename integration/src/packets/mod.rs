@@ -14,6 +14,8 @@
 //! `[fd99::ff]` and every node registers with it, so that tests can drive the nodes through the
 //! region API instead.
 
+pub mod probe;
+
 use std::net::Ipv6Addr;
 
 use anyhow::Context as _;
