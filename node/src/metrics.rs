@@ -391,25 +391,7 @@ fn packet_samples(c: &status_pb::PacketCountersResponse) -> BTreeMap<(PacketFami
 mod tests {
     use super::*;
 
-    fn traffic(
-        rx: (u64, u64),
-        tx: (u64, u64),
-        drops: &[(&str, u64)],
-    ) -> status_pb::TrafficCounters {
-        status_pb::TrafficCounters {
-            rx_packets: rx.0,
-            rx_bytes: rx.1,
-            tx_packets: tx.0,
-            tx_bytes: tx.1,
-            drops: drops
-                .iter()
-                .map(|(reason, packets)| status_pb::DropCount {
-                    reason: (*reason).to_string(),
-                    packets: *packets,
-                })
-                .collect(),
-        }
-    }
+    use crate::dataplane::counters::fixtures::traffic;
 
     fn interface(id: &str, vni: u32, t: status_pb::TrafficCounters) -> status_pb::InterfacePackets {
         status_pb::InterfacePackets {

@@ -67,13 +67,12 @@ pub enum DataplaneTarget {
 impl DataplaneSection {
     /// Where the dataplane is, checked.
     pub fn target(&self) -> Result<DataplaneTarget, ConfigError> {
-        let d = self;
-        let dataplane = match d.address.trim() {
+        let dataplane = match self.address.trim() {
             "embedded" => {
-                let underlay: Ipv6Net = d.embedded_underlay.trim().parse().map_err(|_| {
+                let underlay: Ipv6Net = self.embedded_underlay.trim().parse().map_err(|_| {
                     invalid(
                         "dataplane.embedded_underlay",
-                        format!("{:?} is not an IPv6 prefix", d.embedded_underlay),
+                        format!("{:?} is not an IPv6 prefix", self.embedded_underlay),
                     )
                 })?;
                 if underlay.prefix_len() != 64 {
@@ -98,16 +97,16 @@ impl DataplaneSection {
                 DataplaneTarget::Remote(a.to_string())
             }
         };
-        if !(10..=60_000).contains(&d.check_interval_ms) {
+        if !(10..=60_000).contains(&self.check_interval_ms) {
             return Err(invalid(
                 "dataplane.check_interval_ms",
-                format!("{} is outside 10..=60000", d.check_interval_ms),
+                format!("{} is outside 10..=60000", self.check_interval_ms),
             ));
         }
-        if !(100..=600_000).contains(&d.call_timeout_ms) {
+        if !(100..=600_000).contains(&self.call_timeout_ms) {
             return Err(invalid(
                 "dataplane.call_timeout_ms",
-                format!("{} is outside 100..=600000", d.call_timeout_ms),
+                format!("{} is outside 100..=600000", self.call_timeout_ms),
             ));
         }
         if self.packets && !matches!(dataplane, DataplaneTarget::Embedded { .. }) {

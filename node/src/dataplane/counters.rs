@@ -183,3 +183,30 @@ mod tests {
         }
     }
 }
+
+/// Counters documents for the tests of what renders them (metrics, ferrinetctl).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use ferrinet_proto::dataplane_status::v1 as status_pb;
+
+    /// Traffic with `rx` and `tx` as (packets, bytes) and `drops` as (reason, packets).
+    pub(crate) fn traffic(
+        rx: (u64, u64),
+        tx: (u64, u64),
+        drops: &[(&str, u64)],
+    ) -> status_pb::TrafficCounters {
+        status_pb::TrafficCounters {
+            rx_packets: rx.0,
+            rx_bytes: rx.1,
+            tx_packets: tx.0,
+            tx_bytes: tx.1,
+            drops: drops
+                .iter()
+                .map(|(reason, packets)| status_pb::DropCount {
+                    reason: (*reason).to_string(),
+                    packets: *packets,
+                })
+                .collect(),
+        }
+    }
+}

@@ -442,19 +442,7 @@ mod packet_counters {
         tx: (u64, u64),
         drops: &[(&str, u64)],
     ) -> Option<status_pb::TrafficCounters> {
-        Some(status_pb::TrafficCounters {
-            rx_packets: rx.0,
-            rx_bytes: rx.1,
-            tx_packets: tx.0,
-            tx_bytes: tx.1,
-            drops: drops
-                .iter()
-                .map(|(reason, packets)| status_pb::DropCount {
-                    reason: (*reason).into(),
-                    packets: *packets,
-                })
-                .collect(),
-        })
+        Some(crate::dataplane::counters::fixtures::traffic(rx, tx, drops))
     }
 
     fn fw(
