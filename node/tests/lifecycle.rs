@@ -155,6 +155,7 @@ async fn interface_lifecycle_with_every_feature() {
 async fn a_failing_feature_is_its_own_condition() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&settings(dir.path(), "n1")).await.unwrap();
+    node.ready().await;
     create(&node, network("blue", 10)).await.unwrap();
     let mut a = interface("a", "blue", &["10.0.0.1"]);
     a.nat = Some(pb::NatSpec {
@@ -202,6 +203,7 @@ async fn a_failing_feature_is_its_own_condition() {
 async fn bad_input_names_the_field_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&settings(dir.path(), "n1")).await.unwrap();
+    node.ready().await;
     create(&node, network("blue", 10)).await.unwrap();
     let cases = [
         (interface("x", "blue", &["10.0.0.300"]), "spec.ips[0]"),
@@ -238,6 +240,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
 async fn load_balancer_is_programmed_and_re_created_on_change() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&settings(dir.path(), "n1")).await.unwrap();
+    node.ready().await;
     create(&node, network("blue", 10)).await.unwrap();
     // Created before its network exists: pending, then programmed once it does.
     create(&node, load_balancer("lb", "green", "10.0.0.100", true))
@@ -284,6 +287,9 @@ async fn load_balancer_is_programmed_and_re_created_on_change() {
 async fn interface_and_prefix_failures_show_as_their_conditions() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&settings(dir.path(), "n1")).await.unwrap();
+    // Before the dataplane is initialized, an interface is in Error for "not initialized",
+    // which is not the failure this test waits for.
+    node.ready().await;
     create(&node, network("blue", 10)).await.unwrap();
     // A prefix equal to the interface's own address: dpservice answers ROUTE_EXISTS for the
     // prefix only; the interface and its other prefix are programmed.
