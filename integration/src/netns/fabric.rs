@@ -49,6 +49,16 @@ impl Fabric {
         ensure!(n >= 1, "a fabric needs at least one node");
         let mtu = underlay_mtu.to_string();
         let bridge = Netns::new("fab")?;
+        // br_netfilter (loaded on this host) would send every bridged frame through ip6tables:
+        // a real fabric switches without it, and it costs the dataplane and the kernel
+        // baseline the same per packet. Without the module there is nothing to turn off.
+        if std::path::Path::new("/proc/sys/net/bridge").exists() {
+            bridge.sysctl(&[
+                "net.bridge.bridge-nf-call-iptables=0",
+                "net.bridge.bridge-nf-call-ip6tables=0",
+                "net.bridge.bridge-nf-call-arptables=0",
+            ])?;
+        }
         // Without snooping the bridge floods all multicast: neighbour discovery needs no
         // MLD state.
         bridge.ip(&[

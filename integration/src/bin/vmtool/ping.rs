@@ -71,8 +71,11 @@ pub fn run(o: &Opts) -> anyhow::Result<Value> {
         let now = Instant::now();
         if next_seq < o.count && now >= next_send {
             let packet = echo_request(o.to, id, next_seq, &payload);
+            // Stamped before sending: on veths the kernel can carry the request (and even
+            // the reply) within `send_to`, which would hide that time from the RTT.
+            let stamp = Instant::now();
             match sock.send_to(&packet, dest) {
-                Ok(_) => sent_at[usize::from(next_seq)] = Some(Instant::now()),
+                Ok(_) => sent_at[usize::from(next_seq)] = Some(stamp),
                 Err(e) => local_errors
                     .push(json!({"op": "send", "seq": next_seq, "error": e.to_string()})),
             }
