@@ -59,6 +59,10 @@ pub struct PacketConfig {
     pub underlay_mtu: Option<u16>,
     /// MTU of the TAP devices when created.
     pub tap_mtu: u16,
+    /// Open TAPs with virtio-net headers and offer the VM TCP segmentation and checksum
+    /// offload: the dataplane reads whole TCP super-segments and cuts them itself, and
+    /// writes bursts of one flow's segments merged (see `packet::offload`).
+    pub tap_offload: bool,
     /// Make the underlay /64 local (`ip -6 route replace local <prefix> dev lo`) so that the
     /// kernel hands every address of it to the dataplane; off when the operator routes it.
     pub make_prefix_local: bool,
@@ -72,6 +76,7 @@ impl Default for PacketConfig {
             underlay_interface: None,
             underlay_mtu: None,
             tap_mtu: 1500,
+            tap_offload: true,
             make_prefix_local: true,
             settings: crate::forward::Settings::default(),
         }

@@ -89,6 +89,11 @@ struct Args {
     #[arg(long)]
     no_local_prefix: bool,
 
+    /// With --packets: plain TAPs, one frame per read and write, instead of TAPs with
+    /// virtio-net headers that take and give TCP super-segments (TSO/GRO).
+    #[arg(long)]
+    no_tap_offload: bool,
+
     /// Log format. The level comes from RUST_LOG (default info; debug logs every call).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -122,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             underlay_interface: args.underlay_interface.clone(),
             underlay_mtu: args.underlay_mtu,
             make_prefix_local: !args.no_local_prefix,
+            tap_offload: !args.no_tap_offload,
             settings: Settings {
                 firewall,
                 dhcp_mtu: args.dhcp_mtu,

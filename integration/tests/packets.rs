@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::Context as _;
 use ferrinet_integration::netns::Vm;
 use ferrinet_integration::packets::probe::{
-    counters, drops, eventually, ping, ping_until_reply, received, verdicts,
+    counters, drops, eventually, offload, ping, ping_until_reply, received, verdicts,
 };
 use ferrinet_integration::packets::{PacketOpts, PacketRegion};
 use serde_json::Value;
@@ -58,6 +58,16 @@ async fn two_vms_on_two_nodes_ping_and_transfer() -> anyhow::Result<()> {
         assert_eq!(sent["connected"], Value::Bool(true), "{sent}");
         let got = srv.finish_last()?;
         assert_eq!(got["bytes"].as_u64(), Some(20_000_000), "{got}");
+    }
+    // The transfers took the offload path: the senders' kernels handed their TAPs TCP
+    // super-segments, and bursts towards the receivers were merged.
+    for (node, id) in [(0, "vma"), (1, "vmb")] {
+        let c = counters(&r.nodes[node])?;
+        let (reads, writes) = offload(&c, id);
+        assert!(
+            reads > 0 && writes > 0,
+            "{id}: offload reads {reads}, writes {writes}: {c}"
+        );
     }
     Ok(())
 }

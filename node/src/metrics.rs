@@ -414,6 +414,7 @@ mod tests {
                     would_drop: 1,
                 },
             ],
+            ..Default::default()
         }
     }
 

@@ -189,17 +189,21 @@ impl Forwarder {
         self.ports.get(device).map(|p| &p.info)
     }
 
-    /// Counts a send that failed after the engine decided it.
-    pub fn count_tx_failure(&mut self, action: &Action) {
-        match action {
-            Action::ToPort { device, .. } => {
-                if let Some(p) = self.ports.get(device.as_ref()) {
-                    let index = p.info.index;
-                    self.counters.iface(index).drop(DropReason::TxFailed);
-                }
+    /// Counts `packets` frames for `device` dropped outside the engine: a write to its TAP
+    /// failed ([`DropReason::TxFailed`]), or a read could not be cut into frames
+    /// ([`DropReason::Malformed`]).
+    pub fn count_port_drops(&mut self, device: &str, reason: DropReason, packets: u64) {
+        if let Some(p) = self.ports.get(device) {
+            let (index, vni) = (p.info.index, p.info.vni);
+            for _ in 0..packets {
+                self.drop_iface(index, vni, reason);
             }
-            Action::ToUnderlay { .. } => self.counters.underlay.drop(DropReason::TxFailed),
         }
+    }
+
+    /// Counts a send to the underlay that failed after the engine decided it.
+    pub fn count_underlay_tx_failure(&mut self) {
+        self.counters.underlay.drop(DropReason::TxFailed);
     }
 
     /// Forgets flows that timed out.

@@ -5,12 +5,13 @@
 //!  DataplaneService (gRPC calls)
 //!     │ reconcile() after Create/DeleteInterface: opens the TAP of every port in use
 //!     ▼
-//!  Packets ── taps: port -> Tap ─────────────────────────┐
-//!     │                                                   │ try_send (frames to VMs)
-//!     ├─ port task per TAP: recv frame ─┐                 │
-//!     ├─ underlay task (proto 4) ───────┼─► lock State, lock Forwarder ─► Actions
-//!     ├─ underlay task (proto 41) ──────┘                 │
-//!     │                                                   └► Sender (IPPROTO_RAW) to the underlay
+//!  Packets ── taps: port -> Tap ───────────────────────────────┐
+//!     │                                                         │ Outbox: frames merged per
+//!     ├─ port task per TAP: recv a frame or a super-segment,    │ TAP (Coalescer), then
+//!     │  cut into wire segments ─────────┐                      │ try_send each
+//!     ├─ underlay task (proto 4) ────────┼─► lock State, lock Forwarder ─► Actions
+//!     ├─ underlay task (proto 41) ───────┘  (underlay tasks: up to BATCH queued packets,
+//!     │                                      then one dispatch)  └► Sender (IPPROTO_RAW)
 //!     └─ ticker: expires flows every 5 s
 //! ```
 //!
@@ -31,16 +32,19 @@ use tokio::task::JoinHandle;
 
 use crate::config::{DataplaneConfig, PacketConfig};
 use crate::flow::Direction;
-use crate::forward::{Action, Attachment, Forwarder, Settings, Traffic};
+use crate::forward::{Action, Attachment, DropReason, Forwarder, Settings, Traffic};
 use crate::packet::MacAddr;
+use crate::packet::offload::{self, Coalescer, Segments, VnetHdr};
 use crate::state::State;
 use tap::Tap;
 use underlay::{Receiver, Sender, UnderlayError};
 
 /// How often timed-out flows are removed (dpservice: every 5 s).
 const FLOW_SCAN: Duration = Duration::from_secs(5);
-/// Largest frame or packet read at once.
-const BUFFER: usize = 65_536;
+/// Largest frame or packet read at once (a super-segment and its virtio-net header).
+const BUFFER: usize = 65_536 + offload::VNET_HDR_LEN + 256;
+/// Underlay packets taken per wakeup before the frames they became are written.
+const BATCH: usize = 64;
 
 /// Starting the packet path failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,7 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     sender: Sender,
     tap_mtu: u16,
+    tap_offload: bool,
 }
 
 impl Drop for Inner {
@@ -129,6 +134,7 @@ impl Packets {
             tasks: Mutex::new(Vec::new()),
             sender: Sender::new()?,
             tap_mtu: packets.tap_mtu,
+            tap_offload: packets.tap_offload,
         });
         let mut tasks = Vec::new();
         for r in receivers {
@@ -169,7 +175,7 @@ impl Packets {
             let Some((position, netdev)) = inner.ports.get(&device).cloned() else {
                 continue;
             };
-            match Tap::open(&netdev, inner.tap_mtu) {
+            match Tap::open(&netdev, inner.tap_mtu, inner.tap_offload) {
                 Ok(tap) => {
                     let tap = Arc::new(tap);
                     let att = Attachment {
@@ -239,13 +245,18 @@ impl Packets {
                         }
                     })
                     .collect();
+                let tap = self.inner.tap(&info.device);
+                let (offload_reads, offload_writes) =
+                    tap.as_ref().map(|t| t.offload_counts()).unwrap_or_default();
                 status_pb::InterfacePackets {
                     interface_id: info.id.to_string(),
                     vni: info.vni,
                     device: info.device.clone(),
-                    tap: self.tap_name(&info.device).unwrap_or_default(),
+                    tap: tap.map(|t| t.name().to_string()).unwrap_or_default(),
                     traffic: Some(traffic_msg(&traffic)),
                     firewall,
+                    offload_reads,
+                    offload_writes,
                 }
             })
             .collect();
@@ -287,34 +298,88 @@ fn traffic_msg(t: &Traffic) -> status_pb::TrafficCounters {
     }
 }
 
+/// Frames on their way to the TAPs, merged per TAP where it takes offload; kept by each
+/// packet task so that the buffers are reused.
+#[derive(Debug, Default)]
+struct Outbox {
+    actions: Vec<Action>,
+    merge: HashMap<Arc<str>, Coalescer>,
+}
+
 impl Inner {
-    fn dispatch(&self, actions: &mut Vec<Action>) {
-        for a in actions.drain(..) {
-            let sent = match &a {
-                Action::ToPort { device, frame } => {
-                    let tap = self
-                        .taps
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(device.as_ref())
-                        .cloned();
-                    tap.is_some_and(|t| t.try_send(frame).is_ok())
+    fn tap(&self, device: &str) -> Option<Arc<Tap>> {
+        self.taps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(device)
+            .cloned()
+    }
+
+    /// Sends what the engine decided: underlay packets at once, frames merged per TAP and
+    /// written at the end, so that a burst of one flow's segments becomes one write.
+    fn dispatch(&self, out: &mut Outbox) {
+        let mut underlay_failures = 0;
+        for a in out.actions.drain(..) {
+            match a {
+                Action::ToUnderlay { dst, packet } => {
+                    if self.sender.send(dst, &packet).is_err() {
+                        underlay_failures += 1;
+                    }
                 }
-                Action::ToUnderlay { dst, packet } => self.sender.send(*dst, packet).is_ok(),
-            };
-            if !sent {
-                lock(&self.forwarder).count_tx_failure(&a);
+                Action::ToPort { device, frame } => match self.tap(&device) {
+                    Some(tap) if tap.offload() => {
+                        out.merge.entry(device).or_default().push(frame);
+                    }
+                    Some(tap) if tap.try_send(&VnetHdr::default(), &frame).is_ok() => {}
+                    _ => lock(&self.forwarder).count_port_drops(&device, DropReason::TxFailed, 1),
+                },
+            }
+        }
+        for (device, merged) in &mut out.merge {
+            if merged.is_empty() {
+                continue;
+            }
+            let tap = self.tap(device);
+            let mut failed = 0;
+            for (hdr, frame) in merged.drain() {
+                if tap
+                    .as_ref()
+                    .is_none_or(|t| t.try_send(&hdr, &frame).is_err())
+                {
+                    failed += segments_in(&hdr, frame.len());
+                }
+            }
+            if failed > 0 {
+                lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, failed);
+            }
+        }
+        if underlay_failures > 0 {
+            let mut fw = lock(&self.forwarder);
+            for _ in 0..underlay_failures {
+                fw.count_underlay_tx_failure();
             }
         }
     }
 }
 
+/// How many wire segments a frame written with `hdr` stands for.
+fn segments_in(hdr: &VnetHdr, len: usize) -> u64 {
+    match hdr.gso_size {
+        0 => 1,
+        mss => len
+            .saturating_sub(usize::from(hdr.hdr_len))
+            .div_ceil(usize::from(mss))
+            .max(1) as u64,
+    }
+}
+
 async fn port_loop(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
     let mut buf = vec![0u8; BUFFER];
-    let mut actions = Vec::new();
+    let mut segments = Segments::new();
+    let mut out = Outbox::default();
     loop {
-        let n = match tap.recv(&mut buf).await {
-            Ok(n) => n,
+        let read = match tap.recv(&mut buf).await {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(device, tap = tap.name(), error = %e, "TAP read failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -324,21 +389,33 @@ async fn port_loop(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        let frame = buf.get(read.frame).unwrap_or_default();
         {
             let st = lock(&inner.state);
             let mut fw = lock(&inner.forwarder);
-            fw.vm_frame(&st, &device, &buf[..n], Instant::now(), &mut actions);
+            match offload::segment(&read.hdr, frame, &mut segments) {
+                Ok(()) => {
+                    let now = Instant::now();
+                    for f in segments.iter() {
+                        fw.vm_frame(&st, &device, f, now, &mut out.actions);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(device, error = %e, "offloaded frame from the VM dropped");
+                    fw.count_port_drops(&device, DropReason::Malformed, 1);
+                }
+            }
         }
-        inner.dispatch(&mut actions);
+        inner.dispatch(&mut out);
     }
 }
 
 async fn underlay_loop(inner: Weak<Inner>, receiver: Receiver) {
     let mut buf = vec![0u8; BUFFER];
-    let mut actions = Vec::new();
+    let mut out = Outbox::default();
     loop {
-        let (dst, n) = match receiver.recv(&mut buf).await {
-            Ok(got) => got,
+        let mut next = match receiver.recv(&mut buf).await {
+            Ok(got) => Some(got),
             Err(e) => {
                 tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -348,16 +425,30 @@ async fn underlay_loop(inner: Weak<Inner>, receiver: Receiver) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        {
-            let st = lock(&inner.state);
-            // Another dataplane's traffic on a shared link (dev mode shares loopback).
-            if !Forwarder::is_own_underlay(&st, dst) {
-                continue;
+        // Take what is already queued, up to a batch, before writing to the TAPs: the
+        // segments of one flow in it are merged into one write.
+        let mut taken = 0;
+        while let Some((dst, n)) = next {
+            taken += 1;
+            {
+                let st = lock(&inner.state);
+                // Another dataplane's traffic on a shared link (dev mode shares loopback).
+                if Forwarder::is_own_underlay(&st, dst) {
+                    let mut fw = lock(&inner.forwarder);
+                    let packet = buf.get(..n).unwrap_or_default();
+                    fw.underlay_packet(&st, dst, packet, Instant::now(), &mut out.actions);
+                }
             }
-            let mut fw = lock(&inner.forwarder);
-            fw.underlay_packet(&st, dst, &buf[..n], Instant::now(), &mut actions);
+            next = if taken < BATCH {
+                receiver.try_recv(&mut buf).unwrap_or_else(|e| {
+                    tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");
+                    None
+                })
+            } else {
+                None
+            };
         }
-        inner.dispatch(&mut actions);
+        inner.dispatch(&mut out);
     }
 }
 

@@ -1,18 +1,28 @@
 //! TAP devices backing VF ports: one per interface, named after the port's netdev, kept open
 //! by the dataplane. Whoever plays the VM takes the other side (typically by moving the device
 //! into a network namespace; the file descriptor stays valid).
+//!
+//! With offload, the TAP is opened with virtio-net headers (`IFF_VNET_HDR`) and TCP
+//! segmentation and checksum offload: every read and write carries a [`VnetHdr`] before the
+//! frame, and reads may be TCP super-segments (`crate::packet::offload` handles both).
 
-use std::io;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
 
 use crate::packet::MacAddr;
+use crate::packet::offload::{GSO_NONE, VNET_HDR_LEN, VnetHdr};
 
 /// An open TAP.
 pub struct Tap {
     device: AsyncDevice,
     name: String,
     mac: MacAddr,
+    offload: bool,
+    /// Super-segments read and merged ones written.
+    offload_reads: AtomicU64,
+    offload_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for Tap {
@@ -20,23 +30,38 @@ impl std::fmt::Debug for Tap {
         f.debug_struct("Tap")
             .field("name", &self.name)
             .field("mac", &self.mac)
+            .field("offload", &self.offload)
             .finish_non_exhaustive()
     }
 }
 
+/// What one read returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapRead {
+    /// The virtio-net header (all zero without offload).
+    pub hdr: VnetHdr,
+    /// Where the frame is in the buffer.
+    pub frame: std::ops::Range<usize>,
+}
+
 impl Tap {
-    /// Creates TAP `name` (up, with MTU `mtu`). Must run inside the tokio runtime.
-    pub fn open(name: &str, mtu: u16) -> io::Result<Self> {
+    /// Creates TAP `name` (up, with MTU `mtu`), with virtio-net headers and TCP offload if
+    /// `offload`. Must run inside the tokio runtime.
+    pub fn open(name: &str, mtu: u16, offload: bool) -> io::Result<Self> {
         let device = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
             .mtu(mtu)
+            .offload(offload)
             .build_async()?;
         let mac = MacAddr(device.mac_address()?);
         Ok(Self {
             device,
             name: name.to_string(),
             mac,
+            offload,
+            offload_reads: AtomicU64::new(0),
+            offload_writes: AtomicU64::new(0),
         })
     }
 
@@ -50,13 +75,58 @@ impl Tap {
         self.mac
     }
 
-    /// Reads one frame.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.device.recv(buf).await
+    /// Super-segments read from the VM and merged ones written to it, so far.
+    pub fn offload_counts(&self) -> (u64, u64) {
+        (
+            self.offload_reads.load(Ordering::Relaxed),
+            self.offload_writes.load(Ordering::Relaxed),
+        )
     }
 
-    /// Writes one frame without waiting: a full queue is an error the caller counts.
-    pub fn try_send(&self, frame: &[u8]) -> io::Result<()> {
+    /// Whether reads and writes carry virtio-net headers.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Reads one frame (or super-segment) into `buf`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<TapRead> {
+        let n = self.device.recv(buf).await?;
+        if !self.offload {
+            return Ok(TapRead {
+                hdr: VnetHdr::default(),
+                frame: 0..n,
+            });
+        }
+        // The kernel always writes the whole header; a shorter read yields an empty frame,
+        // which the forwarder counts as malformed.
+        let hdr = VnetHdr::parse(buf.get(..n).unwrap_or_default()).unwrap_or_default();
+        if hdr.gso_type != GSO_NONE {
+            self.offload_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(TapRead {
+            hdr,
+            frame: VNET_HDR_LEN.min(n)..n,
+        })
+    }
+
+    /// Writes one frame, or a super-segment described by `hdr`, without waiting: a full queue
+    /// is an error the caller counts. Without offload only plain frames can be written.
+    pub fn try_send(&self, hdr: &VnetHdr, frame: &[u8]) -> io::Result<()> {
+        if self.offload {
+            let h = hdr.to_bytes();
+            self.device
+                .try_send_vectored(&[IoSlice::new(&h), IoSlice::new(frame)])?;
+            if hdr.gso_type != GSO_NONE {
+                self.offload_writes.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        if *hdr != VnetHdr::default() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a super-segment for a TAP without offload",
+            ));
+        }
         self.device.try_send(frame).map(|_| ())
     }
 }

@@ -7,13 +7,16 @@
 //! (`ip -6 route replace local <prefix> dev lo`, "AnyIP"); the fabric routes the /64 to the
 //! node's underlay link.
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use ipnet::Ipv6Net;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, setsockopt, sockopt};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sendmsg, setsockopt,
+    sockopt,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -111,14 +114,39 @@ impl Sender {
             .set_nonblocking(true)
             .map_err(sock_err("set non-blocking"))?;
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        // The /64 is local by a route, not by addresses: a source given as IPV6_PKTINFO is
+        // accepted only with freebind.
+        socket
+            .set_freebind_v6(true)
+            .map_err(sock_err("IPV6_FREEBIND"))?;
         Ok(Self { socket })
     }
 
     /// Sends one packet (outer header included) to `dst`. Never blocks: a full socket buffer
     /// is an error the caller counts.
     pub fn send(&self, dst: Ipv6Addr, packet: &[u8]) -> io::Result<()> {
-        let to = SocketAddrV6::new(dst, 0, 0, 0);
-        self.socket.send_to(packet, &to.into()).map(|_| ())
+        // The outer source goes along as IPV6_PKTINFO: the kernel routes the packet without
+        // choosing a source address for it first (it would not use it: the header is ours).
+        // (An unspecified one, for a packet too short to have it, lets the kernel choose.)
+        let src = packet
+            .get(8..24)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .unwrap_or_default();
+        let info = nix::libc::in6_pktinfo {
+            ipi6_addr: nix::libc::in6_addr { s6_addr: src },
+            ipi6_ifindex: 0,
+        };
+        let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+        let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, 0));
+        sendmsg(
+            self.socket.as_raw_fd(),
+            &[IoSlice::new(packet)],
+            &cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+            Some(&to),
+        )
+        .map(|_| ())
+        .map_err(io::Error::from)
     }
 }
 
@@ -162,6 +190,23 @@ impl Receiver {
                 .await?;
             if let Some(got) = got {
                 return Ok(got);
+            }
+        }
+    }
+}
+
+impl Receiver {
+    /// The next packet if one is already queued, without waiting (as [`Receiver::recv`]).
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
+        loop {
+            match self
+                .socket
+                .try_io(Interest::READABLE, || recv_one(&self.socket, buf))
+            {
+                Ok(Some(got)) => return Ok(Some(got)),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mtu;
+pub mod offload;
 pub mod responder;
 pub mod tcp;
 pub mod udp;

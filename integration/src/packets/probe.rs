@@ -68,6 +68,17 @@ pub fn drops(c: &Value, id: &str, reason: &str) -> u64 {
         .sum()
 }
 
+/// Interface `id`'s TAP offload counters: super-segments read from its VM, merged ones written
+/// to it.
+pub fn offload(c: &Value, id: &str) -> (u64, u64) {
+    let field = |f: &str| {
+        interface(c, id)
+            .map(|i| i[f].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    (field("offload_reads"), field("offload_writes"))
+}
+
 /// Interface `id`'s firewall verdict counter `field` (accepted, dropped, would_drop) in
 /// `direction`.
 pub fn verdicts(c: &Value, id: &str, direction: &str, field: &str) -> u64 {

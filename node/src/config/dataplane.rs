@@ -32,6 +32,9 @@ pub struct DataplaneSection {
     pub dhcp_dns: Vec<String>,
     /// Embedded with packets: DNS servers handed out by DHCPv6.
     pub dhcpv6_dns: Vec<String>,
+    /// Embedded with packets: TAPs with virtio-net headers, taking TCP super-segments from
+    /// VMs and giving merged ones back (TSO/GRO); off: one frame per read and write.
+    pub tap_offload: bool,
 }
 
 impl Default for DataplaneSection {
@@ -46,6 +49,7 @@ impl Default for DataplaneSection {
             firewall_mode: "enforce".into(),
             dhcp_dns: Vec::new(),
             dhcpv6_dns: Vec::new(),
+            tap_offload: true,
         }
     }
 }
@@ -131,6 +135,7 @@ impl DataplaneSection {
         let interface = self.underlay_interface.trim();
         let pc = PacketConfig {
             underlay_interface: (!interface.is_empty()).then(|| interface.to_string()),
+            tap_offload: self.tap_offload,
             settings: ferrinet_dataplane::forward::Settings {
                 firewall,
                 dhcp_dns,

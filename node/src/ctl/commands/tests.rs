@@ -459,6 +459,7 @@ async fn counters_as_tables_and_json_and_from_a_dpservice() {
                 ..Default::default()
             }),
             firewall: Vec::new(),
+            ..Default::default()
         }],
         flows: 1,
         ..Default::default()

@@ -171,6 +171,10 @@ pub struct InterfaceDoc {
     pub traffic: TrafficDoc,
     /// Firewall verdicts per direction.
     pub firewall: Vec<FirewallDoc>,
+    /// TCP super-segments read from the VM (TAP offload).
+    pub offload_reads: u64,
+    /// Merged super-segments written to the VM (TAP offload).
+    pub offload_writes: u64,
 }
 
 /// One VNI of [`CountersDoc`].
@@ -251,6 +255,8 @@ pub fn counters_doc(c: &status_pb::PacketCountersResponse) -> CountersDoc {
                 device: i.device.clone(),
                 tap: i.tap.clone(),
                 traffic: traffic_doc(&i.traffic),
+                offload_reads: i.offload_reads,
+                offload_writes: i.offload_writes,
                 firewall: i
                     .firewall
                     .iter()

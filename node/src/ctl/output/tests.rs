@@ -471,6 +471,8 @@ mod packet_counters {
                     tap: "dtapvf_0".into(),
                     traffic: traffic((10, 1200), (8, 960), &[("no_route", 3), ("firewall", 2)]),
                     firewall: vec![fw("ingress", 7, 2, 0), fw("egress", 9, 0, 1)],
+                    offload_reads: 4,
+                    offload_writes: 5,
                 },
                 status_pb::InterfacePackets {
                     interface_id: "vm-22".into(),
@@ -479,6 +481,7 @@ mod packet_counters {
                     tap: String::new(),
                     traffic: None,
                     firewall: Vec::new(),
+                    ..Default::default()
                 },
             ],
             vnis: vec![
@@ -581,7 +584,9 @@ Underlay: rx 5 packets / 600 bytes, tx 7 packets / 840 bytes, 3 dropped (malform
                     "firewall": [
                         {"direction": "ingress", "accepted": 7, "dropped": 2, "would_drop": 0},
                         {"direction": "egress", "accepted": 9, "dropped": 0, "would_drop": 1}
-                    ]
+                    ],
+                    "offload_reads": 4,
+                    "offload_writes": 5
                 }],
                 "vnis": [{
                     "vni": 100,
