@@ -9,14 +9,18 @@
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tun_rs::{AsyncDevice, DeviceBuilder, Layer};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::packet::MacAddr;
 use crate::packet::offload::{GSO_NONE, VNET_HDR_LEN, VnetHdr};
 
 /// An open TAP.
 pub struct Tap {
-    device: AsyncDevice,
+    device: SyncDevice,
     name: String,
     mac: MacAddr,
     offload: bool,
@@ -46,14 +50,15 @@ pub struct TapRead {
 
 impl Tap {
     /// Creates TAP `name` (up, with MTU `mtu`), with virtio-net headers and TCP offload if
-    /// `offload`. Must run inside the tokio runtime.
+    /// `offload`. Non-blocking: [`Tap::recv`] waits with `poll` only when nothing is queued.
     pub fn open(name: &str, mtu: u16, offload: bool) -> io::Result<Self> {
         let device = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
             .mtu(mtu)
             .offload(offload)
-            .build_async()?;
+            .build_sync()?;
+        device.set_nonblocking(true)?;
         let mac = MacAddr(device.mac_address()?);
         Ok(Self {
             device,
@@ -88,9 +93,29 @@ impl Tap {
         self.offload
     }
 
-    /// Reads one frame (or super-segment) into `buf`.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<TapRead> {
-        let n = self.device.recv(buf).await?;
+    /// Reads one frame (or super-segment) into `buf`, waiting up to `wait` for one; `None`
+    /// when none came.
+    pub fn recv(&self, buf: &mut [u8], wait: Duration) -> io::Result<Option<TapRead>> {
+        match self.device.recv(buf) {
+            Ok(n) => return self.read_done(buf, n).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.device.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        match self.device.recv(buf) {
+            Ok(n) => self.read_done(buf, n).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_done(&self, buf: &[u8], n: usize) -> io::Result<TapRead> {
         if !self.offload {
             return Ok(TapRead {
                 hdr: VnetHdr::default(),
@@ -115,7 +140,7 @@ impl Tap {
         if self.offload {
             let h = hdr.to_bytes();
             self.device
-                .try_send_vectored(&[IoSlice::new(&h), IoSlice::new(frame)])?;
+                .send_vectored(&[IoSlice::new(&h), IoSlice::new(frame)])?;
             if hdr.gso_type != GSO_NONE {
                 self.offload_writes.fetch_add(1, Ordering::Relaxed);
             }
@@ -127,6 +152,6 @@ impl Tap {
                 "a super-segment for a TAP without offload",
             ));
         }
-        self.device.try_send(frame).map(|_| ())
+        self.device.send(frame).map(|_| ())
     }
 }

@@ -18,8 +18,6 @@ use nix::sys::socket::{
     sockopt,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Inner protocol numbers of IPv4-in-IPv6 and IPv6-in-IPv6.
 pub const INNER_PROTOCOLS: [i32; 2] = [4, 41];
@@ -150,14 +148,17 @@ impl Sender {
     }
 }
 
-/// Receives encapsulated packets of one inner protocol.
+/// Receives encapsulated packets of one inner protocol, on a thread of its own: a blocking
+/// socket wakes its reader straight from the kernel, without the runtime's poller and the
+/// extra non-blocking read that finds the queue empty.
 #[derive(Debug)]
 pub struct Receiver {
-    // A raw socket registered with the runtime through tokio's UDP socket type, which only
-    // supplies readiness here: every read goes through `recvmsg` for its control message.
-    socket: UdpSocket,
+    socket: Socket,
     protocol: i32,
 }
+
+/// How long a blocking read waits before giving its caller a chance to notice a shutdown.
+pub const RECV_WAKEUP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Receiver {
     /// A raw socket for inner protocol `protocol` (4 or 41) with `IPV6_RECVPKTINFO`.
@@ -167,11 +168,9 @@ impl Receiver {
         setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
             .map_err(|e| sock_err("IPV6_RECVPKTINFO")(io::Error::from(e)))?;
         socket
-            .set_nonblocking(true)
-            .map_err(sock_err("set non-blocking"))?;
+            .set_read_timeout(Some(RECV_WAKEUP))
+            .map_err(sock_err("SO_RCVTIMEO"))?;
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-        let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))
-            .map_err(sock_err("register with the runtime"))?;
         Ok(Self { socket, protocol })
     }
 
@@ -180,48 +179,48 @@ impl Receiver {
         self.protocol
     }
 
-    /// Waits for the next packet: its outer destination and the inner packet's length in
-    /// `buf`. A packet without destination information is skipped.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(Ipv6Addr, usize)> {
-        loop {
-            let got = self
-                .socket
-                .async_io(Interest::READABLE, || recv_one(&self.socket, buf))
-                .await?;
-            if let Some(got) = got {
-                return Ok(got);
-            }
-        }
+    /// Waits up to [`RECV_WAKEUP`] for the next packet: its outer destination and the inner
+    /// packet's length in `buf`; `None` when none came. A packet without destination
+    /// information is skipped.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
+        self.recv_flags(buf, MsgFlags::empty())
     }
-}
 
-impl Receiver {
-    /// The next packet if one is already queued, without waiting (as [`Receiver::recv`]).
+    /// The next packet if one is already queued, without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
+        self.recv_flags(buf, MsgFlags::MSG_DONTWAIT)
+    }
+
+    fn recv_flags(&self, buf: &mut [u8], flags: MsgFlags) -> io::Result<Option<(Ipv6Addr, usize)>> {
         loop {
-            match self
-                .socket
-                .try_io(Interest::READABLE, || recv_one(&self.socket, buf))
-            {
+            match recv_one(&self.socket, buf, flags) {
                 Ok(Some(got)) => return Ok(Some(got)),
                 Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 }
 
-fn recv_one(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
+fn recv_one(
+    socket: &Socket,
+    buf: &mut [u8],
+    flags: MsgFlags,
+) -> io::Result<Option<(Ipv6Addr, usize)>> {
     let mut iov = [IoSliceMut::new(buf)];
     let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
-    let msg = recvmsg::<SockaddrIn6>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
+    let msg = recvmsg::<SockaddrIn6>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)
+        .map_err(io::Error::from)?;
     let len = msg.bytes;
     let mut dst = None;
     if let Ok(cmsgs) = msg.cmsgs() {
