@@ -11,7 +11,8 @@
 //!     │  cut it into wire segments ──────┐                      │ non-blocking write each
 //!     ├─ thread: underlay proto 4 ───────┼─► lock State, lock Forwarder ─► Actions
 //!     ├─ thread: underlay proto 41 ──────┘  (underlay threads: up to BATCH queued packets,
-//!     │                                      then one dispatch)  └► Sender (IPPROTO_RAW)
+//!     │                                      then one dispatch)  └► UnderlayTx: a burst to
+//!     │                                                             the sender thread (send)
 //!     └─ tokio task: expires flows every 5 s
 //! ```
 //!
@@ -25,6 +26,7 @@
 //! socket buffer is a counted drop (`tx_failed`). A VF port's TAP lives from the first time an
 //! interface uses the port until the dataplane stops, as a VF outlives the interfaces on it.
 
+pub mod send;
 pub mod tap;
 pub mod underlay;
 
@@ -41,8 +43,9 @@ use crate::forward::{Action, Attachment, DropReason, Forwarder, Settings, Traffi
 use crate::packet::MacAddr;
 use crate::packet::offload::{self, Coalescer, Segments, VnetHdr};
 use crate::state::State;
+use send::{Burst, UnderlayTx};
 use tap::Tap;
-use underlay::{Receiver, Sender, UnderlayError};
+use underlay::{Receiver, UnderlayError};
 
 /// How often timed-out flows are removed (dpservice: every 5 s).
 const FLOW_SCAN: Duration = Duration::from_secs(5);
@@ -76,7 +79,8 @@ struct Inner {
     ports: HashMap<String, (usize, String)>,
     taps: RwLock<HashMap<String, Arc<Tap>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    sender: Sender,
+    /// Set once, right after `Inner` exists (the sender thread holds a `Weak` of it).
+    tx: std::sync::OnceLock<UnderlayTx>,
     tap_mtu: u16,
     tap_offload: bool,
 }
@@ -137,10 +141,13 @@ impl Packets {
                 .collect(),
             taps: RwLock::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            sender: Sender::new()?,
+            tx: std::sync::OnceLock::new(),
             tap_mtu: packets.tap_mtu,
             tap_offload: packets.tap_offload,
         });
+        let tx = UnderlayTx::start(Arc::downgrade(&inner), Inner::count_underlay_failures)?;
+        // Only `start` sets it, once.
+        let _ = inner.tx.set(tx);
         let mut tasks = Vec::new();
         for r in receivers {
             let weak = Arc::downgrade(&inner);
@@ -331,6 +338,7 @@ fn traffic_msg(t: &Traffic) -> status_pb::TrafficCounters {
 struct Outbox {
     actions: Vec<Action>,
     merge: HashMap<Arc<str>, Coalescer>,
+    underlay: Burst,
 }
 
 impl Inner {
@@ -342,17 +350,20 @@ impl Inner {
             .cloned()
     }
 
-    /// Sends what the engine decided: underlay packets at once, frames merged per TAP and
-    /// written at the end, so that a burst of one flow's segments becomes one write.
+    fn count_underlay_failures(&self, packets: u64) {
+        let mut fw = lock(&self.forwarder);
+        for _ in 0..packets {
+            fw.count_underlay_tx_failure();
+        }
+    }
+
+    /// Sends what the engine decided: underlay packets as one burst (see [`send`]), frames
+    /// merged per TAP and written at the end, so that a burst of one flow's segments becomes
+    /// one write.
     fn dispatch(&self, out: &mut Outbox) {
-        let mut underlay_failures = 0;
         for a in out.actions.drain(..) {
             match a {
-                Action::ToUnderlay { dst, packet } => {
-                    if self.sender.send(dst, &packet).is_err() {
-                        underlay_failures += 1;
-                    }
-                }
+                Action::ToUnderlay { dst, packet } => out.underlay.push((dst, packet)),
                 Action::ToPort { device, frame } => match self.tap(&device) {
                     Some(tap) if tap.offload() => {
                         out.merge.entry(device).or_default().push(frame);
@@ -380,11 +391,12 @@ impl Inner {
                 lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, failed);
             }
         }
-        if underlay_failures > 0 {
-            let mut fw = lock(&self.forwarder);
-            for _ in 0..underlay_failures {
-                fw.count_underlay_tx_failure();
-            }
+        let lost = match self.tx.get() {
+            Some(tx) => tx.send(&mut out.underlay),
+            None => std::mem::take(&mut out.underlay).len() as u64,
+        };
+        if lost > 0 {
+            self.count_underlay_failures(lost);
         }
     }
 }
