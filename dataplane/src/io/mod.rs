@@ -418,39 +418,51 @@ fn port_thread(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
     let mut segments = Segments::new();
     let mut out = Outbox::default();
     loop {
-        let read = match tap.recv(&mut buf, underlay::RECV_WAKEUP) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(device, tap = tap.name(), error = %e, "TAP read failed");
-                std::thread::sleep(Duration::from_millis(100));
-                None
-            }
-        };
+        let mut next = tap
+            .recv(&mut buf, underlay::RECV_WAKEUP)
+            .unwrap_or_else(|e| tap_failed(&tap, &device, &e));
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let Some(read) = read else {
-            continue;
-        };
-        let frame = buf.get(read.frame).unwrap_or_default();
-        {
-            let st = lock(&inner.state);
-            let mut fw = lock(&inner.forwarder);
-            match offload::segment(&read.hdr, frame, &mut segments) {
-                Ok(()) => {
-                    let now = Instant::now();
-                    for f in segments.iter() {
-                        fw.vm_frame(&st, &device, f, now, &mut out.actions);
+        // As the underlay threads: what is already queued, up to a batch, then one dispatch
+        // (a burst for the sender thread, merged frames for local TAPs).
+        let mut taken = 0;
+        while let Some(read) = next {
+            taken += 1;
+            let frame = buf.get(read.frame).unwrap_or_default();
+            {
+                let st = lock(&inner.state);
+                let mut fw = lock(&inner.forwarder);
+                match offload::segment(&read.hdr, frame, &mut segments) {
+                    Ok(()) => {
+                        let now = Instant::now();
+                        for f in segments.iter() {
+                            fw.vm_frame(&st, &device, f, now, &mut out.actions);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(device, error = %e, "offloaded frame from the VM dropped");
+                        fw.count_port_drops(&device, DropReason::Malformed, 1);
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(device, error = %e, "offloaded frame from the VM dropped");
-                    fw.count_port_drops(&device, DropReason::Malformed, 1);
-                }
             }
+            next = if taken < BATCH {
+                tap.recv(&mut buf, Duration::ZERO)
+                    .unwrap_or_else(|e| tap_failed(&tap, &device, &e))
+            } else {
+                None
+            };
         }
-        inner.dispatch(&mut out);
+        if taken > 0 {
+            inner.dispatch(&mut out);
+        }
     }
+}
+
+fn tap_failed(tap: &Tap, device: &str, e: &std::io::Error) -> Option<tap::TapRead> {
+    tracing::warn!(device, tap = tap.name(), error = %e, "TAP read failed");
+    std::thread::sleep(Duration::from_millis(100));
+    None
 }
 
 /// The thread of one underlay receiver; ends when the packet path is dropped.

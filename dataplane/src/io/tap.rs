@@ -93,11 +93,12 @@ impl Tap {
         self.offload
     }
 
-    /// Reads one frame (or super-segment) into `buf`, waiting up to `wait` for one; `None`
-    /// when none came.
+    /// Reads one frame (or super-segment) into `buf`, waiting up to `wait` for one (zero: not
+    /// at all); `None` when none came.
     pub fn recv(&self, buf: &mut [u8], wait: Duration) -> io::Result<Option<TapRead>> {
         match self.device.recv(buf) {
             Ok(n) => return self.read_done(buf, n).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait.is_zero() => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
