@@ -375,13 +375,22 @@ fn complete_checksum(frame: &mut [u8], start: u16, offset: u16) -> Result<(), Pa
 struct MergeKey {
     /// Ethernet header, then the IP header with its length, identification and checksum
     /// zeroed, then the TCP header with sequence number, flags and checksum zeroed (ports,
-    /// ack, window and options stay).
-    headers: Vec<u8>,
+    /// ack, window and options stay); zero after `len`. A fixed array: one per frame, on the
+    /// hot path.
+    headers: [u8; MAX_HEADERS],
+    len: usize,
 }
+
+/// Ethernet, IPv6 and a TCP header with the most options (IPv4 options are not merged).
+const MAX_HEADERS: usize = ETHER_LEN + 40 + 60;
 
 impl MergeKey {
     fn of(frame: &[u8], l: &TcpLayout) -> Self {
-        let mut headers = frame[..l.payload].to_vec();
+        let mut headers = [0u8; MAX_HEADERS];
+        let len = l.payload.min(MAX_HEADERS);
+        if let (Some(to), Some(from)) = (headers.get_mut(..len), frame.get(..len)) {
+            to.copy_from_slice(from);
+        }
         if l.v4 {
             for at in [2, 4, 10] {
                 put16(&mut headers, ETHER_LEN + at, 0);
@@ -396,7 +405,7 @@ impl MergeKey {
             *b = 0;
         }
         put16(&mut headers, l.tcp + 16, 0);
-        Self { headers }
+        Self { headers, len }
     }
 }
 
