@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context as _;
 use clap::Parser;
 use ferrinet_integration::netns::{Vm, kernel_pair};
+use ferrinet_integration::packets::probe::counters;
 use ferrinet_integration::packets::{PacketOpts, PacketRegion};
 use serde_json::{Value, json};
 
@@ -37,8 +38,19 @@ fn manifest(name: &str, ip: &str) -> String {
     )
 }
 
-/// The three figures between `a` and `b` (at `b_ip`).
-fn measure(a: &Vm, b: &Vm, b_ip: Ipv4Addr, args: &Args) -> anyhow::Result<Value> {
+/// Underlay packets sent by the first node and received by the second, from their
+/// dataplanes' counters (ferrinet only).
+type UnderlayProbe<'a> = &'a dyn Fn() -> anyhow::Result<(u64, u64)>;
+
+/// The three figures between `a` and `b` (at `b_ip`); with `underlay`, also how many packets
+/// each dataplane moved per second during the UDP flood.
+fn measure(
+    a: &Vm,
+    b: &Vm,
+    b_ip: Ipv4Addr,
+    args: &Args,
+    underlay: Option<UnderlayProbe<'_>>,
+) -> anyhow::Result<Value> {
     // Warm up: neighbours, flows.
     a.vmtool(&[
         "ping",
@@ -76,6 +88,7 @@ fn measure(a: &Vm, b: &Vm, b_ip: Ipv4Addr, args: &Args) -> anyhow::Result<Value>
         "--announce",
     ])?;
     sink.wait_listening()?;
+    let before = underlay.map(|u| u()).transpose()?;
     let flood = a.vmtool(&[
         "udp-flood",
         "--to",
@@ -85,8 +98,15 @@ fn measure(a: &Vm, b: &Vm, b_ip: Ipv4Addr, args: &Args) -> anyhow::Result<Value>
         "--size",
         "18",
     ])?;
+    // Read before the sink's extra seconds pass: the rates are over the flood's own time.
+    let after = underlay.map(|u| u()).transpose()?;
     let sunk = sink.finish_last()?;
     let received = sunk["packets"].as_f64().unwrap_or(0.0);
+    let rate = |pick: fn((u64, u64)) -> u64| match (before, after) {
+        (Some(b), Some(a)) => json!(pick(a).saturating_sub(pick(b)) as f64 / args.seconds as f64),
+        _ => Value::Null,
+    };
+    let (node1_tx, node2_rx) = (rate(|c| c.0), rate(|c| c.1));
     let ping = a.vmtool(&[
         "ping",
         "--to",
@@ -100,6 +120,8 @@ fn measure(a: &Vm, b: &Vm, b_ip: Ipv4Addr, args: &Args) -> anyhow::Result<Value>
         "tcp_gbit_per_s": gbits[1],
         "udp_sent_pps": flood["pps"],
         "udp_received_pps": received / args.seconds as f64,
+        "udp_node1_underlay_tx_pps": node1_tx,
+        "udp_node2_underlay_rx_pps": node2_rx,
         "rtt_p50_us": ping["rtt_us"]["p50"],
         "rtt_p99_us": ping["rtt_us"]["p99"],
     }))
@@ -127,13 +149,23 @@ async fn main() -> anyhow::Result<()> {
     let (b, _) = r.vm(1, "vmb").await?;
     a.configure_v4(Ipv4Addr::new(10, 0, 0, 1))?;
     b.configure_v4(Ipv4Addr::new(10, 0, 0, 2))?;
-    let ferrinet = measure(&a, &b, Ipv4Addr::new(10, 0, 0, 2), &args).with_context(|| r.logs())?;
+    let probe = || -> anyhow::Result<(u64, u64)> {
+        let tx = counters(&r.nodes[0])?["underlay"]["tx_packets"]
+            .as_u64()
+            .unwrap_or(0);
+        let rx = counters(&r.nodes[1])?["underlay"]["rx_packets"]
+            .as_u64()
+            .unwrap_or(0);
+        Ok((tx, rx))
+    };
+    let ferrinet = measure(&a, &b, Ipv4Addr::new(10, 0, 0, 2), &args, Some(&probe))
+        .with_context(|| r.logs())?;
     drop((a, b, r));
     let kernel = if args.skip_kernel {
         Value::Null
     } else {
         let k = kernel_pair(args.mtu)?;
-        measure(k.vm(1), k.vm(2), k.v4(2), &args)?
+        measure(k.vm(1), k.vm(2), k.v4(2), &args, None)?
     };
     println!("| measure (target) | ferrinet | kernel routing |");
     println!("|---|---|---|");
@@ -146,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
         "| UDP 64-byte frames received, packets/s (>= 300k) | {:.0} | {:.0} |",
         num(&ferrinet, "udp_received_pps"),
         num(&kernel, "udp_received_pps")
+    );
+    println!(
+        "| UDP 64-byte, forwarded by node 1 / received by node 2, packets/s | {:.0} / {:.0} | |",
+        num(&ferrinet, "udp_node1_underlay_tx_pps"),
+        num(&ferrinet, "udp_node2_underlay_rx_pps")
     );
     println!(
         "| ping RTT p50 / p99, us | {:.0} / {:.0} | {:.0} / {:.0} |",
