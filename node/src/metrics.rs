@@ -171,6 +171,7 @@ enum PacketFamily {
     InterfacePackets,
     InterfaceBytes,
     InterfaceDrops,
+    InterfaceOffload,
     FirewallVerdicts,
     VniPackets,
     VniDrops,
@@ -188,6 +189,7 @@ pub struct PacketMetrics {
     interface_packets: Family<Labels, Gauge>,
     interface_bytes: Family<Labels, Gauge>,
     interface_drops: Family<Labels, Gauge>,
+    interface_offload: Family<Labels, Gauge>,
     firewall_verdicts: Family<Labels, Gauge>,
     vni_packets: Family<Labels, Gauge>,
     vni_drops: Family<Labels, Gauge>,
@@ -200,7 +202,7 @@ pub struct PacketMetrics {
 }
 
 impl PacketMetrics {
-    const FAMILIES: [(PacketFamily, &'static str, &'static str); 9] = [
+    const FAMILIES: [(PacketFamily, &'static str, &'static str); 10] = [
         (
             PacketFamily::InterfacePackets,
             "dataplane_interface_packets",
@@ -215,6 +217,11 @@ impl PacketMetrics {
             PacketFamily::InterfaceDrops,
             "dataplane_interface_drops",
             "Packets of an interface the dataplane dropped, by reason",
+        ),
+        (
+            PacketFamily::InterfaceOffload,
+            "dataplane_interface_offload",
+            "TAP offload of an interface: TCP super-segments read from its VM (rx) and merged ones written to it (tx)",
         ),
         (
             PacketFamily::FirewallVerdicts,
@@ -287,6 +294,7 @@ impl PacketMetrics {
             PacketFamily::InterfacePackets => &self.interface_packets,
             PacketFamily::InterfaceBytes => &self.interface_bytes,
             PacketFamily::InterfaceDrops => &self.interface_drops,
+            PacketFamily::InterfaceOffload => &self.interface_offload,
             PacketFamily::FirewallVerdicts => &self.firewall_verdicts,
             PacketFamily::VniPackets => &self.vni_packets,
             PacketFamily::VniDrops => &self.vni_drops,
@@ -317,6 +325,13 @@ fn packet_samples(c: &status_pb::PacketCountersResponse) -> BTreeMap<(PacketFami
             let labels = vec![id(), ("direction", dir.to_string())];
             add(F::InterfacePackets, labels.clone(), packets);
             add(F::InterfaceBytes, labels, bytes);
+        }
+        for (dir, n) in [("rx", i.offload_reads), ("tx", i.offload_writes)] {
+            add(
+                F::InterfaceOffload,
+                vec![id(), ("direction", dir.to_string())],
+                n,
+            );
         }
         for d in &t.drops {
             add(
@@ -414,7 +429,8 @@ mod tests {
                     would_drop: 1,
                 },
             ],
-            ..Default::default()
+            offload_reads: 3,
+            offload_writes: 4,
         }
     }
 
@@ -457,6 +473,8 @@ mod tests {
             r#"ferrinet_node_dataplane_interface_packets{interface="vm-2",direction="rx"} 1"#,
             r#"ferrinet_node_dataplane_interface_drops{interface="vm-1",reason="no_route"} 3"#,
             r#"ferrinet_node_dataplane_interface_drops{interface="vm-1",reason="firewall"} 2"#,
+            r#"ferrinet_node_dataplane_interface_offload{interface="vm-1",direction="rx"} 3"#,
+            r#"ferrinet_node_dataplane_interface_offload{interface="vm-1",direction="tx"} 4"#,
             r#"ferrinet_node_dataplane_firewall_verdicts{interface="vm-1",direction="ingress",verdict="accepted"} 7"#,
             r#"ferrinet_node_dataplane_firewall_verdicts{interface="vm-1",direction="ingress",verdict="dropped"} 2"#,
             r#"ferrinet_node_dataplane_firewall_verdicts{interface="vm-1",direction="egress",verdict="would_drop"} 1"#,
