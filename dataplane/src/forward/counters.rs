@@ -106,7 +106,12 @@ impl Traffic {
 
     /// Counts a drop.
     pub fn drop(&mut self, reason: DropReason) {
-        self.drops[reason.slot()] += 1;
+        self.drop_n(reason, 1);
+    }
+
+    /// Counts `n` drops.
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason.slot()] += n;
     }
 
     /// Drops for `reason`.

@@ -195,15 +195,14 @@ impl Forwarder {
     pub fn count_port_drops(&mut self, device: &str, reason: DropReason, packets: u64) {
         if let Some(p) = self.ports.get(device) {
             let (index, vni) = (p.info.index, p.info.vni);
-            for _ in 0..packets {
-                self.drop_iface(index, vni, reason);
-            }
+            self.counters.iface(index).drop_n(reason, packets);
+            self.counters.vni(vni).drop_n(reason, packets);
         }
     }
 
-    /// Counts a send to the underlay that failed after the engine decided it.
-    pub fn count_underlay_tx_failure(&mut self) {
-        self.counters.underlay.drop(DropReason::TxFailed);
+    /// Counts `packets` sends to the underlay that failed after the engine decided them.
+    pub fn count_underlay_tx_failures(&mut self, packets: u64) {
+        self.counters.underlay.drop_n(DropReason::TxFailed, packets);
     }
 
     /// Forgets flows that timed out.

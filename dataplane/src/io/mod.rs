@@ -79,8 +79,7 @@ struct Inner {
     ports: HashMap<String, (usize, String)>,
     taps: RwLock<HashMap<String, Arc<Tap>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Set once, right after `Inner` exists (the sender thread holds a `Weak` of it).
-    tx: std::sync::OnceLock<UnderlayTx>,
+    tx: UnderlayTx,
     tap_mtu: u16,
     tap_offload: bool,
 }
@@ -141,13 +140,10 @@ impl Packets {
                 .collect(),
             taps: RwLock::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            tx: std::sync::OnceLock::new(),
+            tx: UnderlayTx::start()?,
             tap_mtu: packets.tap_mtu,
             tap_offload: packets.tap_offload,
         });
-        let tx = UnderlayTx::start(Arc::downgrade(&inner), Inner::count_underlay_failures)?;
-        // Only `start` sets it, once.
-        let _ = inner.tx.set(tx);
         let mut tasks = Vec::new();
         for r in receivers {
             let weak = Arc::downgrade(&inner);
@@ -254,6 +250,7 @@ impl Packets {
         let st = lock(&self.inner.state);
         let mut fw = lock(&self.inner.forwarder);
         fw.sync(&st);
+        fw.count_underlay_tx_failures(self.inner.tx.take_lost());
         let mut interfaces: Vec<status_pb::InterfacePackets> = fw
             .ports()
             .map(|info| {
@@ -350,13 +347,6 @@ impl Inner {
             .cloned()
     }
 
-    fn count_underlay_failures(&self, packets: u64) {
-        let mut fw = lock(&self.forwarder);
-        for _ in 0..packets {
-            fw.count_underlay_tx_failure();
-        }
-    }
-
     /// Sends what the engine decided: underlay packets as one burst (see [`send`]), frames
     /// merged per TAP and written at the end, so that a burst of one flow's segments becomes
     /// one write.
@@ -391,12 +381,11 @@ impl Inner {
                 lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, failed);
             }
         }
-        let lost = match self.tx.get() {
-            Some(tx) => tx.send(&mut out.underlay),
-            None => std::mem::take(&mut out.underlay).len() as u64,
-        };
+        // With what the sender thread lost since: counted here rather than by that thread,
+        // which then needs no handle on the forwarder.
+        let lost = self.tx.send(&mut out.underlay) + self.tx.take_lost();
         if lost > 0 {
-            self.count_underlay_failures(lost);
+            lock(&self.forwarder).count_underlay_tx_failures(lost);
         }
     }
 }

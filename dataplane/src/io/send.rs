@@ -10,14 +10,14 @@
 //! the sending thread; a TAP thread that sends the segments of a TCP super-segment itself is
 //! busy with the kernel's work, not with reading its VM. A lone packet (a ping, an ACK) is
 //! sent inline when no burst is queued, which keeps its latency and cannot overtake a queued
-//! packet of its flow.
+//! packet of its flow. The thread ends when the [`UnderlayTx`] is dropped (its channel closes).
 
 use std::net::Ipv6Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-use super::underlay::{RECV_WAKEUP, Sender, UnderlayError};
+use super::underlay::{Sender, UnderlayError};
 
 /// Encapsulated packets and their outer destinations.
 pub type Burst = Vec<(Ipv6Addr, Vec<u8>)>;
@@ -32,25 +32,28 @@ const INLINE: usize = 2;
 pub struct UnderlayTx {
     sender: Arc<Sender>,
     queue: SyncSender<Burst>,
+    shared: Arc<Shared>,
+}
+
+/// What the sender thread and the packet threads both see.
+#[derive(Debug, Default)]
+struct Shared {
     /// Bursts handed over and not yet sent.
-    queued: Arc<AtomicUsize>,
+    queued: AtomicUsize,
+    /// Packets the sender thread could not send, not yet collected by [`UnderlayTx::take_lost`].
+    lost: AtomicU64,
 }
 
 impl UnderlayTx {
-    /// Opens the raw socket and starts the sender thread, which counts a failed send by
-    /// calling `failed` with the number of packets and ends when `alive` can no longer be
-    /// upgraded.
-    pub fn start<T: Send + Sync + 'static>(
-        alive: Weak<T>,
-        failed: fn(&T, u64),
-    ) -> Result<Self, UnderlayError> {
+    /// Opens the raw socket and starts the sender thread.
+    pub fn start() -> Result<Self, UnderlayError> {
         let sender = Arc::new(Sender::new()?);
         let (queue, bursts) = sync_channel(QUEUE);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (s, q) = (sender.clone(), queued.clone());
+        let shared = Arc::new(Shared::default());
+        let (s, sh) = (sender.clone(), shared.clone());
         std::thread::Builder::new()
             .name("dp-underlay-tx".into())
-            .spawn(move || sender_thread(alive, failed, &s, &q, &bursts))
+            .spawn(move || sender_thread(&s, &sh, &bursts))
             .map_err(|source| UnderlayError::Socket {
                 what: "start the sender thread",
                 source,
@@ -58,7 +61,7 @@ impl UnderlayTx {
         Ok(Self {
             sender,
             queue,
-            queued,
+            shared,
         })
     }
 
@@ -68,18 +71,24 @@ impl UnderlayTx {
         if burst.is_empty() {
             return 0;
         }
-        if burst.len() <= INLINE && self.queued.load(Ordering::Acquire) == 0 {
+        let queued = &self.shared.queued;
+        if burst.len() <= INLINE && queued.load(Ordering::Acquire) == 0 {
             return send_all(&self.sender, burst.drain(..));
         }
         let n = burst.len() as u64;
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        queued.fetch_add(1, Ordering::AcqRel);
         match self.queue.try_send(std::mem::take(burst)) {
             Ok(()) => 0,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
+                queued.fetch_sub(1, Ordering::AcqRel);
                 n
             }
         }
+    }
+
+    /// Packets the sender thread failed to send since the last call.
+    pub fn take_lost(&self) -> u64 {
+        self.shared.lost.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -89,31 +98,12 @@ fn send_all(sender: &Sender, burst: impl Iterator<Item = (Ipv6Addr, Vec<u8>)>) -
         .count() as u64
 }
 
-fn sender_thread<T>(
-    alive: Weak<T>,
-    failed: fn(&T, u64),
-    sender: &Sender,
-    queued: &AtomicUsize,
-    bursts: &Receiver<Burst>,
-) {
-    loop {
-        let burst = match bursts.recv_timeout(RECV_WAKEUP) {
-            Ok(b) => b,
-            Err(RecvTimeoutError::Timeout) => {
-                if alive.strong_count() == 0 {
-                    return;
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
+fn sender_thread(sender: &Sender, shared: &Shared, bursts: &Receiver<Burst>) {
+    while let Ok(burst) = bursts.recv() {
         let lost = send_all(sender, burst.into_iter());
-        queued.fetch_sub(1, Ordering::AcqRel);
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
         if lost > 0 {
-            match alive.upgrade() {
-                Some(a) => failed(&a, lost),
-                None => return,
-            }
+            shared.lost.fetch_add(lost, Ordering::Relaxed);
         }
     }
 }

@@ -346,9 +346,9 @@ fn complete_checksum(frame: &mut [u8], start: u16, offset: u16) -> Result<(), Pa
         });
     }
     // Ethernet padding must not count: cut at the IP packet's end where there is one.
-    let end = match (be16(frame, 12), frame.get(ETHER_LEN..)) {
-        (ETHERTYPE_IPV4, Some(_)) => ETHER_LEN + usize::from(be16(frame, ETHER_LEN + 2)),
-        (ETHERTYPE_IPV6, Some(_)) => ETHER_LEN + 40 + usize::from(be16(frame, ETHER_LEN + 4)),
+    let end = match be16(frame, 12) {
+        ETHERTYPE_IPV4 => ETHER_LEN + usize::from(be16(frame, ETHER_LEN + 2)),
+        ETHERTYPE_IPV6 => ETHER_LEN + 40 + usize::from(be16(frame, ETHER_LEN + 4)),
         _ => frame.len(),
     }
     .min(frame.len());
