@@ -214,11 +214,6 @@ impl Segments {
         self.bufs.iter().take(self.len).map(Vec::as_slice)
     }
 
-    /// How many frames there are.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -447,11 +442,6 @@ impl Coalescer {
     /// An empty coalescer.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// How many frames are queued.
-    pub fn len(&self) -> usize {
-        self.out.len()
     }
 
     /// Whether nothing is queued.
