@@ -94,6 +94,12 @@ struct Args {
     #[arg(long)]
     no_tap_offload: bool,
 
+    /// With --packets: microseconds a packet loop keeps polling its empty queue before it
+    /// sleeps (0: sleep at once; at most 10000). Saves a wakeup per burst and per hop of a
+    /// round trip, for up to this much CPU time per wakeup.
+    #[arg(long, default_value_t = config::DEFAULT_POLL_SPIN.as_micros() as u64)]
+    poll_spin_us: u64,
+
     /// Log format. The level comes from RUST_LOG (default info; debug logs every call).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -128,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             underlay_mtu: args.underlay_mtu,
             make_prefix_local: !args.no_local_prefix,
             tap_offload: !args.no_tap_offload,
+            poll_spin: std::time::Duration::from_micros(args.poll_spin_us),
             settings: Settings {
                 firewall,
                 dhcp_mtu: args.dhcp_mtu,

@@ -181,7 +181,7 @@ impl Node {
                     VfMode::Tap { count } => count as usize,
                     VfMode::Sysfs { .. } => vf::DEFAULT_TAP_COUNT as usize,
                 };
-                let e = embedded::start(*underlay, count, packets.clone()).await?;
+                let e = embedded::start(*underlay, count, packets.as_deref().cloned()).await?;
                 let a = e.address.to_string();
                 (Some(e), a)
             }

@@ -18,8 +18,9 @@
 //!
 //! The packet loops are OS threads blocked in their reads, not runtime tasks: a packet then
 //! wakes its reader directly, without the poller, a worker hand-off and the extra read that
-//! finds the queue empty (on the 2-core benchmark this took TCP from 1.6 to 2 Gbit/s). They
-//! wake every [`underlay::RECV_WAKEUP`] to notice that the packet path was dropped, and end.
+//! finds the queue empty (on the 2-core benchmark this took TCP from 1.6 to 2 Gbit/s). Before
+//! blocking, each polls its queue for `poll_spin` ([`spin`]). They wake every
+//! [`underlay::RECV_WAKEUP`] to notice that the packet path was dropped, and end.
 //!
 //! The state lock is taken before the forwarder's, everywhere. Each packet holds both for
 //! the time it takes to decide (no I/O under a lock); sends never wait: a full TAP queue or
@@ -27,6 +28,7 @@
 //! interface uses the port until the dataplane stops, as a VF outlives the interfaces on it.
 
 pub mod send;
+pub mod spin;
 pub mod tap;
 pub mod underlay;
 
@@ -44,6 +46,7 @@ use crate::packet::MacAddr;
 use crate::packet::offload::{self, Coalescer, Segments, VnetHdr};
 use crate::state::State;
 use send::{Burst, UnderlayTx};
+use spin::spin_read;
 use tap::Tap;
 use underlay::{Receiver, UnderlayError};
 
@@ -82,6 +85,8 @@ struct Inner {
     tx: UnderlayTx,
     tap_mtu: u16,
     tap_offload: bool,
+    /// How long a packet loop polls its empty queue before it sleeps.
+    spin: Duration,
 }
 
 impl Drop for Inner {
@@ -140,17 +145,19 @@ impl Packets {
                 .collect(),
             taps: RwLock::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            tx: UnderlayTx::start()?,
+            tx: UnderlayTx::start(packets.poll_spin)?,
             tap_mtu: packets.tap_mtu,
             tap_offload: packets.tap_offload,
+            spin: packets.poll_spin,
         });
         let mut tasks = Vec::new();
         for r in receivers {
             let weak = Arc::downgrade(&inner);
             let name = format!("dp-underlay-{}", r.protocol());
+            let spin = packets.poll_spin;
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || underlay_thread(weak, r))
+                .spawn(move || underlay_thread(weak, r, spin))
                 .map_err(|e| {
                     PacketsError::Underlay(UnderlayError::Socket {
                         what: "start the receiver thread",
@@ -163,6 +170,7 @@ impl Packets {
         tracing::info!(
             %prefix,
             underlay_mtu,
+            poll_spin_us = packets.poll_spin.as_micros(),
             firewall = %settings.firewall,
             "packet path started"
         );
@@ -206,10 +214,10 @@ impl Packets {
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(device.clone(), tap.clone());
-                    let (weak, dev) = (Arc::downgrade(inner), device.clone());
+                    let (weak, dev, spin) = (Arc::downgrade(inner), device.clone(), inner.spin);
                     let started = std::thread::Builder::new()
                         .name(format!("dp-{netdev}"))
-                        .spawn(move || port_thread(weak, dev, tap));
+                        .spawn(move || port_thread(weak, dev, tap, spin));
                     if let Err(e) = started {
                         // Closed again, so that the next reconcile retries from the start.
                         inner
@@ -402,14 +410,20 @@ fn segments_in(hdr: &VnetHdr, len: usize) -> u64 {
 }
 
 /// The thread reading one TAP; ends when the packet path is dropped.
-fn port_thread(inner: Weak<Inner>, device: String, tap: Arc<Tap>) {
+fn port_thread(inner: Weak<Inner>, device: String, tap: Arc<Tap>, spin: Duration) {
     let mut buf = vec![0u8; BUFFER];
     let mut segments = Segments::new();
     let mut out = Outbox::default();
     loop {
-        let mut next = tap
-            .recv(&mut buf, underlay::RECV_WAKEUP)
-            .unwrap_or_else(|e| tap_failed(&tap, &device, &e));
+        let mut next = spin_read(spin, |wait| {
+            let wait = if wait {
+                underlay::RECV_WAKEUP
+            } else {
+                Duration::ZERO
+            };
+            tap.recv(&mut buf, wait)
+        })
+        .unwrap_or_else(|e| tap_failed(&tap, &device, &e));
         let Some(inner) = inner.upgrade() else {
             return;
         };
@@ -455,11 +469,18 @@ fn tap_failed(tap: &Tap, device: &str, e: &std::io::Error) -> Option<tap::TapRea
 }
 
 /// The thread of one underlay receiver; ends when the packet path is dropped.
-fn underlay_thread(inner: Weak<Inner>, receiver: Receiver) {
+fn underlay_thread(inner: Weak<Inner>, receiver: Receiver, spin: Duration) {
     let mut buf = vec![0u8; BUFFER];
     let mut out = Outbox::default();
     loop {
-        let mut next = match receiver.recv(&mut buf) {
+        let got = spin_read(spin, |wait| {
+            if wait {
+                receiver.recv(&mut buf)
+            } else {
+                receiver.try_recv(&mut buf)
+            }
+        });
+        let mut next = match got {
             Ok(got) => got,
             Err(e) => {
                 tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use std::time::Duration;
+
+use super::spin::spin_read;
 use super::underlay::{Sender, UnderlayError};
 
 /// Encapsulated packets and their outer destinations.
@@ -45,15 +48,16 @@ struct Shared {
 }
 
 impl UnderlayTx {
-    /// Opens the raw socket and starts the sender thread.
-    pub fn start() -> Result<Self, UnderlayError> {
+    /// Opens the raw socket and starts the sender thread, which polls for `spin` before it
+    /// sleeps.
+    pub fn start(spin: Duration) -> Result<Self, UnderlayError> {
         let sender = Arc::new(Sender::new()?);
         let (queue, bursts) = sync_channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let (s, sh) = (sender.clone(), shared.clone());
         std::thread::Builder::new()
             .name("dp-underlay-tx".into())
-            .spawn(move || sender_thread(&s, &sh, &bursts))
+            .spawn(move || sender_thread(&s, &sh, &bursts, spin))
             .map_err(|source| UnderlayError::Socket {
                 what: "start the sender thread",
                 source,
@@ -98,8 +102,15 @@ fn send_all(sender: &Sender, burst: impl Iterator<Item = (Ipv6Addr, Vec<u8>)>) -
         .count() as u64
 }
 
-fn sender_thread(sender: &Sender, shared: &Shared, bursts: &Receiver<Burst>) {
-    while let Ok(burst) = bursts.recv() {
+fn sender_thread(sender: &Sender, shared: &Shared, bursts: &Receiver<Burst>, spin: Duration) {
+    // A closed channel (the packet path was dropped) is `None` either way.
+    while let Ok(Some(burst)) = spin_read(spin, |wait| {
+        Ok(if wait {
+            bursts.recv().ok()
+        } else {
+            bursts.try_recv().ok()
+        })
+    }) {
         let lost = send_all(sender, burst.into_iter());
         shared.queued.fetch_sub(1, Ordering::AcqRel);
         if lost > 0 {

@@ -25,6 +25,9 @@ struct Args {
     /// Underlay MTU (the VMs keep 1500).
     #[arg(long, default_value_t = 1600)]
     mtu: u32,
+    /// The nodes' `dataplane.poll_spin_us` (default: theirs).
+    #[arg(long)]
+    poll_spin_us: Option<u64>,
     /// Only ferrinet, no kernel baseline.
     #[arg(long)]
     skip_kernel: bool,
@@ -140,6 +143,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let opts = PacketOpts {
         underlay_mtu: args.mtu,
+        extra_toml: args
+            .poll_spin_us
+            .map(|us| format!("dataplane.poll_spin_us = {us}\n"))
+            .unwrap_or_default(),
         ..PacketOpts::default()
     };
     let mut r = PacketRegion::start(opts).await?;

@@ -35,6 +35,9 @@ pub struct DataplaneSection {
     /// Embedded with packets: TAPs with virtio-net headers, taking TCP super-segments from
     /// VMs and giving merged ones back (TSO/GRO); off: one frame per read and write.
     pub tap_offload: bool,
+    /// Embedded with packets: microseconds a packet loop polls its empty queue before it
+    /// sleeps (0: at once; at most 10000).
+    pub poll_spin_us: u64,
 }
 
 impl Default for DataplaneSection {
@@ -50,6 +53,7 @@ impl Default for DataplaneSection {
             dhcp_dns: Vec::new(),
             dhcpv6_dns: Vec::new(),
             tap_offload: true,
+            poll_spin_us: ferrinet_dataplane::config::DEFAULT_POLL_SPIN.as_micros() as u64,
         }
     }
 }
@@ -62,7 +66,7 @@ pub enum DataplaneTarget {
         /// Its underlay /64.
         underlay: Ipv6Net,
         /// Its packet path, if on.
-        packets: Option<PacketConfig>,
+        packets: Option<Box<PacketConfig>>,
     },
     /// A dpservice (or standalone ferrinet-dataplane) at this address.
     Remote(String),
@@ -87,7 +91,7 @@ impl DataplaneSection {
                 }
                 DataplaneTarget::Embedded {
                     underlay: underlay.trunc(),
-                    packets: self.packets()?,
+                    packets: self.packets()?.map(Box::new),
                 }
             }
             "" => return Err(invalid("dataplane.address", "must not be empty")),
@@ -132,10 +136,19 @@ impl DataplaneSection {
         )?;
         let dhcp_dns = addresses("dataplane.dhcp_dns", &self.dhcp_dns, "IPv4")?;
         let dhcpv6_dns = addresses("dataplane.dhcpv6_dns", &self.dhcpv6_dns, "IPv6")?;
+        let spin = std::time::Duration::from_micros(self.poll_spin_us);
+        let max = ferrinet_dataplane::config::MAX_POLL_SPIN;
+        if spin > max {
+            return Err(invalid(
+                "dataplane.poll_spin_us",
+                format!("at most {}, got {}", max.as_micros(), self.poll_spin_us),
+            ));
+        }
         let interface = self.underlay_interface.trim();
         let pc = PacketConfig {
             underlay_interface: (!interface.is_empty()).then(|| interface.to_string()),
             tap_offload: self.tap_offload,
+            poll_spin: spin,
             settings: ferrinet_dataplane::forward::Settings {
                 firewall,
                 dhcp_dns,
@@ -176,7 +189,7 @@ mod tests {
     fn packets_on_the_embedded_dataplane() {
         let s = parse(
             "[dataplane]\naddress = \"embedded\"\npackets = true\nfirewall_mode = \"monitor\"\n\
-             underlay_interface = \"ul0\"\ndhcp_dns = [\"192.0.2.53\"]",
+             underlay_interface = \"ul0\"\ndhcp_dns = [\"192.0.2.53\"]\npoll_spin_us = 0",
         )
         .unwrap();
         let DataplaneTarget::Embedded {
@@ -187,6 +200,7 @@ mod tests {
         };
         assert_eq!(p.settings.firewall, Mode::Monitor);
         assert_eq!(p.underlay_interface.as_deref(), Some("ul0"));
+        assert_eq!(p.poll_spin, std::time::Duration::ZERO);
         assert_eq!(
             p.settings.dhcp_dns,
             vec!["192.0.2.53".parse::<std::net::Ipv4Addr>().unwrap()]
@@ -204,6 +218,10 @@ mod tests {
         assert_eq!(
             bad_key("[dataplane]\naddress = \"embedded\"\npackets = true\ndhcp_dns = [\"x\"]"),
             "dataplane.dhcp_dns"
+        );
+        assert_eq!(
+            bad_key("[dataplane]\naddress = \"embedded\"\npackets = true\npoll_spin_us = 10001"),
+            "dataplane.poll_spin_us"
         );
         assert_eq!(
             bad_key("[dataplane]\naddress = \"127.0.0.1:1337\"\npackets = true"),
