@@ -69,6 +69,31 @@ async fn two_vms_on_two_nodes_ping_and_transfer() -> anyhow::Result<()> {
             "{id}: offload reads {reads}, writes {writes}: {c}"
         );
     }
+
+    // The VM goes away with its namespace, and its TAP with it: the dataplane opens a fresh
+    // TAP for the port, which a new VM takes over as the first one did.
+    drop(a);
+    let mut tries = 0;
+    let a = loop {
+        match r.vm(0, "vma").await {
+            Ok((vm, _)) => break vm,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.context(r.logs())),
+        }
+    };
+    a.configure_v4(Ipv4Addr::new(10, 0, 0, 1))?;
+    ping_until_reply(&a, "10.0.0.2").with_context(|| r.logs())?;
+    assert!(
+        r.nodes[0]
+            .proc
+            .log()
+            .contains("TAP failed; closed to open it anew"),
+        "{}",
+        r.logs()
+    );
     Ok(())
 }
 

@@ -5,34 +5,35 @@
 //!  DataplaneService (gRPC calls)
 //!     │ reconcile() after Create/DeleteInterface: opens the TAP of every port in use
 //!     ▼
-//!  Packets ── taps: port -> Tap ───────────────────────────────┐
-//!     │                                                         │ Outbox: frames merged per
-//!     ├─ thread per TAP: read a frame or a super-segment,       │ TAP (Coalescer), then one
-//!     │  cut it into wire segments ──────┐                      │ non-blocking write each
-//!     ├─ thread: underlay proto 4 ───────┼─► lock State, lock Forwarder ─► Actions
-//!     ├─ thread: underlay proto 41 ──────┘  (underlay threads: up to BATCH queued packets,
-//!     │                                      then one dispatch)  └► UnderlayTx: a burst to
-//!     │                                                             the sender thread (send)
+//!  Packets ── taps: port -> Tap (a generation count tells the loop the set changed)
+//!     │
+//!     ├─ thread dp-packets (packet_loop): polls every TAP and the underlay sockets (4, 41),
+//!     │   ready sources through the Forwarder, then one dispatch:
+//!     │     frames (merged per TAP by a Coalescer) ─► inline, or thread dp-tap-tx (send)
+//!     │     underlay packets ──────────────────────► inline, or thread dp-underlay-tx
 //!     └─ tokio task: expires flows every 5 s
 //! ```
 //!
-//! The packet loops are OS threads blocked in their reads, not runtime tasks: a packet then
-//! wakes its reader directly, without the poller, a worker hand-off and the extra read that
-//! finds the queue empty (on the 2-core benchmark this took TCP from 1.6 to 2 Gbit/s). Before
-//! blocking, each polls its queue for `poll_spin` ([`spin`]). They wake every
-//! [`underlay::RECV_WAKEUP`] to notice that the packet path was dropped, and end.
+//! The packet loop is an OS thread blocked in `poll`, not a runtime task: a packet then wakes
+//! it directly, without a worker hand-off. Before it sleeps it polls for `poll_spin`
+//! ([`spin`]); it sleeps at most [`packet_loop::WAKEUP`], to notice that the packet path was
+//! dropped, and ends.
 //!
 //! The state lock is taken before the forwarder's, everywhere. Each packet holds both for
 //! the time it takes to decide (no I/O under a lock); sends never wait: a full TAP queue or
 //! socket buffer is a counted drop (`tx_failed`). A VF port's TAP lives from the first time an
-//! interface uses the port until the dataplane stops, as a VF outlives the interfaces on it.
+//! interface uses the port until the dataplane stops, as a VF outlives the interfaces on it,
+//! or until it fails (its device was deleted, say with the VM's namespace): the packet loop
+//! then closes it and opens a fresh one, which waits for its VM as a new interface's does.
 
+mod packet_loop;
 pub mod send;
 pub mod spin;
 pub mod tap;
 pub mod underlay;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,10 @@ use crate::config::{DataplaneConfig, PacketConfig};
 use crate::flow::Direction;
 use crate::forward::{Action, Attachment, DropReason, Forwarder, Settings, Traffic};
 use crate::packet::MacAddr;
-use crate::packet::offload::{self, Coalescer, Segments, VnetHdr};
+use crate::packet::offload::{self, Coalescer, VnetHdr};
 use crate::state::State;
-use send::{Burst, UnderlayTx};
-use spin::spin_read;
+use send::{Handoff, SendFn};
+use std::net::Ipv6Addr;
 use tap::Tap;
 use underlay::{Receiver, UnderlayError};
 
@@ -54,7 +55,7 @@ use underlay::{Receiver, UnderlayError};
 const FLOW_SCAN: Duration = Duration::from_secs(5);
 /// Largest frame or packet read at once (a super-segment and its virtio-net header).
 const BUFFER: usize = 65_536 + offload::VNET_HDR_LEN + 256;
-/// Underlay packets taken per wakeup before the frames they became are written.
+/// Frames or packets taken from one source per round of the packet loop.
 const BATCH: usize = 64;
 
 /// Starting the packet path failed.
@@ -81,12 +82,15 @@ struct Inner {
     /// Port name -> (position among the VF ports, TAP name).
     ports: HashMap<String, (usize, String)>,
     taps: RwLock<HashMap<String, Arc<Tap>>>,
+    /// Bumped whenever `taps` changes.
+    tap_generation: AtomicU64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    tx: UnderlayTx,
+    /// Underlay packets (outer destination, packet) to the raw socket.
+    tx: Handoff<(Ipv6Addr, Vec<u8>)>,
+    /// Frames to the TAPs.
+    tap_tx: Handoff<TapFrame>,
     tap_mtu: u16,
     tap_offload: bool,
-    /// How long a packet loop polls its empty queue before it sleeps.
-    spin: Duration,
 }
 
 impl Drop for Inner {
@@ -144,27 +148,24 @@ impl Packets {
                 .map(|(i, v)| (v.name.clone(), (i, v.netdev.clone())))
                 .collect(),
             taps: RwLock::new(HashMap::new()),
+            tap_generation: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
-            tx: UnderlayTx::start(packets.poll_spin)?,
+            tx: underlay_handoff(packets.poll_spin)?,
+            tap_tx: tap_handoff(packets.poll_spin)?,
             tap_mtu: packets.tap_mtu,
             tap_offload: packets.tap_offload,
-            spin: packets.poll_spin,
         });
         let mut tasks = Vec::new();
-        for r in receivers {
-            let weak = Arc::downgrade(&inner);
-            let name = format!("dp-underlay-{}", r.protocol());
-            let spin = packets.poll_spin;
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || underlay_thread(weak, r, spin))
-                .map_err(|e| {
-                    PacketsError::Underlay(UnderlayError::Socket {
-                        what: "start the receiver thread",
-                        source: e,
-                    })
-                })?;
-        }
+        let (weak, spin) = (Arc::downgrade(&inner), packets.poll_spin);
+        std::thread::Builder::new()
+            .name("dp-packets".into())
+            .spawn(move || packet_loop::run(weak, receivers, spin))
+            .map_err(|e| {
+                PacketsError::Underlay(UnderlayError::Socket {
+                    what: "start the packet loop",
+                    source: e,
+                })
+            })?;
         tasks.push(tokio::spawn(ticker(Arc::downgrade(&inner))));
         lock(&inner.tasks).extend(tasks);
         tracing::info!(
@@ -180,67 +181,7 @@ impl Packets {
     /// Opens the TAP of every VF port an interface uses and that has none yet. A TAP that
     /// cannot be opened is logged and retried at the next call.
     pub fn reconcile(&self) {
-        let inner = &self.inner;
-        // The forwarder's caches are rebuilt here once for the change that called us, instead
-        // of by the next packet; their ports are the ones in use.
-        let in_use: Vec<String> = {
-            let st = lock(&inner.state);
-            let mut fw = lock(&inner.forwarder);
-            fw.sync(&st);
-            fw.ports().map(|p| p.device.clone()).collect()
-        };
-        for device in in_use {
-            let open = inner
-                .taps
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&device);
-            if open {
-                continue;
-            }
-            let Some((position, netdev)) = inner.ports.get(&device).cloned() else {
-                continue;
-            };
-            match Tap::open(&netdev, inner.tap_mtu, inner.tap_offload) {
-                Ok(tap) => {
-                    let tap = Arc::new(tap);
-                    let att = Attachment {
-                        port_mac: port_mac(position),
-                        vm_mac: tap.mac(),
-                    };
-                    lock(&inner.forwarder).attach(&device, att);
-                    inner
-                        .taps
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(device.clone(), tap.clone());
-                    let (weak, dev, spin) = (Arc::downgrade(inner), device.clone(), inner.spin);
-                    let started = std::thread::Builder::new()
-                        .name(format!("dp-{netdev}"))
-                        .spawn(move || port_thread(weak, dev, tap, spin));
-                    if let Err(e) = started {
-                        // Closed again, so that the next reconcile retries from the start.
-                        inner
-                            .taps
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&device);
-                        tracing::error!(device, tap = netdev, error = %e, "cannot start the TAP's thread");
-                        continue;
-                    }
-                    tracing::info!(
-                        device,
-                        tap = netdev,
-                        port_mac = %att.port_mac,
-                        vm_mac = %att.vm_mac,
-                        "TAP opened"
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(device, tap = netdev, error = %e, "cannot open the TAP");
-                }
-            }
-        }
+        self.inner.reconcile();
     }
 
     /// The TAP name of `device`, if open.
@@ -259,6 +200,18 @@ impl Packets {
         let mut fw = lock(&self.inner.forwarder);
         fw.sync(&st);
         fw.count_underlay_tx_failures(self.inner.tx.take_lost());
+        for (device, tap) in self
+            .inner
+            .taps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let lost = tap.take_lost();
+            if lost > 0 {
+                fw.count_port_drops(device, DropReason::TxFailed, lost);
+            }
+        }
         let mut interfaces: Vec<status_pb::InterfacePackets> = fw
             .ports()
             .map(|info| {
@@ -343,10 +296,128 @@ fn traffic_msg(t: &Traffic) -> status_pb::TrafficCounters {
 struct Outbox {
     actions: Vec<Action>,
     merge: HashMap<Arc<str>, Coalescer>,
-    underlay: Burst,
+    underlay: Vec<(Ipv6Addr, Vec<u8>)>,
+    taps: Vec<TapFrame>,
+}
+
+/// A frame (or super-segment) on its way to a TAP.
+struct TapFrame {
+    tap: Arc<Tap>,
+    hdr: VnetHdr,
+    frame: Vec<u8>,
+}
+
+impl std::fmt::Debug for TapFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TapFrame")
+            .field("tap", &self.tap.name())
+            .field("len", &self.frame.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bursts of up to this many packets go inline when nothing is queued.
+const INLINE: usize = 2;
+/// Frames up to this long, too: a merged super-segment, whose write runs the VM's receive of
+/// all its segments, goes to the sender thread.
+const INLINE_FRAME: usize = 2048;
+
+fn underlay_handoff(spin: Duration) -> Result<Handoff<(Ipv6Addr, Vec<u8>)>, UnderlayError> {
+    let sender = underlay::Sender::new()?;
+    let send: Arc<SendFn<(Ipv6Addr, Vec<u8>)>> =
+        Arc::new(move |(dst, packet)| u64::from(sender.send(dst, &packet).is_err()));
+    Handoff::start("dp-underlay-tx", send, |b| b.len() <= INLINE, spin).map_err(|source| {
+        UnderlayError::Socket {
+            what: "start the underlay sender thread",
+            source,
+        }
+    })
+}
+
+fn tap_handoff(spin: Duration) -> Result<Handoff<TapFrame>, UnderlayError> {
+    // Failures are kept by the TAP until the counters are read: the forwarder is not this
+    // thread's to lock.
+    let send: Arc<SendFn<TapFrame>> = Arc::new(|f: TapFrame| {
+        if f.tap.try_send(&f.hdr, &f.frame).is_err() {
+            f.tap.add_lost(segments_in(&f.hdr, f.frame.len()));
+        }
+        0
+    });
+    let small =
+        |b: &[TapFrame]| b.len() <= INLINE && b.iter().all(|f| f.frame.len() <= INLINE_FRAME);
+    Handoff::start("dp-tap-tx", send, small, spin).map_err(|source| UnderlayError::Socket {
+        what: "start the TAP sender thread",
+        source,
+    })
 }
 
 impl Inner {
+    /// Opens the TAP of every VF port an interface uses and that has none yet (see
+    /// [`Packets::reconcile`]).
+    fn reconcile(&self) {
+        let inner = self;
+        // The forwarder's caches are rebuilt here once for the change that called us, instead
+        // of by the next packet; their ports are the ones in use.
+        let in_use: Vec<String> = {
+            let st = lock(&inner.state);
+            let mut fw = lock(&inner.forwarder);
+            fw.sync(&st);
+            fw.ports().map(|p| p.device.clone()).collect()
+        };
+        for device in in_use {
+            let open = inner
+                .taps
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&device);
+            if open {
+                continue;
+            }
+            let Some((position, netdev)) = inner.ports.get(&device).cloned() else {
+                continue;
+            };
+            match Tap::open(&netdev, inner.tap_mtu, inner.tap_offload) {
+                Ok(tap) => {
+                    let tap = Arc::new(tap);
+                    let att = Attachment {
+                        port_mac: port_mac(position),
+                        vm_mac: tap.mac(),
+                    };
+                    lock(&inner.forwarder).attach(&device, att);
+                    inner
+                        .taps
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(device.clone(), tap);
+                    inner.tap_generation.fetch_add(1, Ordering::AcqRel);
+                    tracing::info!(
+                        device,
+                        tap = netdev,
+                        port_mac = %att.port_mac,
+                        vm_mac = %att.vm_mac,
+                        "TAP opened"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(device, tap = netdev, error = %e, "cannot open the TAP");
+                }
+            }
+        }
+    }
+
+    /// Closes `tap` of `device` after it failed (its device was deleted, say with the VM's
+    /// namespace); whether it was still open. The next reconcile opens it anew.
+    fn close_tap(&self, device: &str, tap: &Arc<Tap>, error: &std::io::Error) -> bool {
+        let mut taps = self.taps.write().unwrap_or_else(|e| e.into_inner());
+        if taps.get(device).is_some_and(|t| Arc::ptr_eq(t, tap)) {
+            taps.remove(device);
+            self.tap_generation.fetch_add(1, Ordering::AcqRel);
+            tracing::warn!(device, tap = tap.name(), %error, "TAP failed; closed to open it anew");
+            return true;
+        }
+        false
+    }
+
     fn tap(&self, device: &str) -> Option<Arc<Tap>> {
         self.taps
             .read()
@@ -366,8 +437,14 @@ impl Inner {
                     Some(tap) if tap.offload() => {
                         out.merge.entry(device).or_default().push(frame);
                     }
-                    Some(tap) if tap.try_send(&VnetHdr::default(), &frame).is_ok() => {}
-                    _ => lock(&self.forwarder).count_port_drops(&device, DropReason::TxFailed, 1),
+                    Some(tap) => out.taps.push(TapFrame {
+                        tap,
+                        hdr: VnetHdr::default(),
+                        frame,
+                    }),
+                    None => {
+                        lock(&self.forwarder).count_port_drops(&device, DropReason::TxFailed, 1)
+                    }
                 },
             }
         }
@@ -375,23 +452,23 @@ impl Inner {
             if merged.is_empty() {
                 continue;
             }
-            let tap = self.tap(device);
-            let mut failed = 0;
-            for (hdr, frame) in merged.drain() {
-                if tap
-                    .as_ref()
-                    .is_none_or(|t| t.try_send(&hdr, &frame).is_err())
-                {
-                    failed += segments_in(&hdr, frame.len());
+            match self.tap(device) {
+                Some(tap) => out.taps.extend(merged.drain().map(|(hdr, frame)| TapFrame {
+                    tap: tap.clone(),
+                    hdr,
+                    frame,
+                })),
+                None => {
+                    let lost = merged
+                        .drain()
+                        .map(|(hdr, frame)| segments_in(&hdr, frame.len()))
+                        .sum();
+                    lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, lost);
                 }
             }
-            if failed > 0 {
-                lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, failed);
-            }
         }
-        // With what the sender thread lost since: counted here rather than by that thread,
-        // which then needs no handle on the forwarder.
-        let lost = self.tx.send(&mut out.underlay) + self.tx.take_lost();
+        self.tap_tx.send(&mut out.taps);
+        let lost = self.tx.send(&mut out.underlay);
         if lost > 0 {
             lock(&self.forwarder).count_underlay_tx_failures(lost);
         }
@@ -406,117 +483,6 @@ fn segments_in(hdr: &VnetHdr, len: usize) -> u64 {
             .saturating_sub(usize::from(hdr.hdr_len))
             .div_ceil(usize::from(mss))
             .max(1) as u64,
-    }
-}
-
-/// The thread reading one TAP; ends when the packet path is dropped.
-fn port_thread(inner: Weak<Inner>, device: String, tap: Arc<Tap>, spin: Duration) {
-    let mut buf = vec![0u8; BUFFER];
-    let mut segments = Segments::new();
-    let mut out = Outbox::default();
-    loop {
-        let mut next = spin_read(spin, |wait| {
-            let wait = if wait {
-                underlay::RECV_WAKEUP
-            } else {
-                Duration::ZERO
-            };
-            tap.recv(&mut buf, wait)
-        })
-        .unwrap_or_else(|e| tap_failed(&tap, &device, &e));
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        // As the underlay threads: what is already queued, up to a batch, then one dispatch
-        // (a burst for the sender thread, merged frames for local TAPs).
-        let mut taken = 0;
-        while let Some(read) = next {
-            taken += 1;
-            let frame = buf.get(read.frame).unwrap_or_default();
-            {
-                let st = lock(&inner.state);
-                let mut fw = lock(&inner.forwarder);
-                match offload::segment(&read.hdr, frame, &mut segments) {
-                    Ok(()) => {
-                        let now = Instant::now();
-                        for f in segments.iter() {
-                            fw.vm_frame(&st, &device, f, now, &mut out.actions);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(device, error = %e, "offloaded frame from the VM dropped");
-                        fw.count_port_drops(&device, DropReason::Malformed, 1);
-                    }
-                }
-            }
-            next = if taken < BATCH {
-                tap.recv(&mut buf, Duration::ZERO)
-                    .unwrap_or_else(|e| tap_failed(&tap, &device, &e))
-            } else {
-                None
-            };
-        }
-        if taken > 0 {
-            inner.dispatch(&mut out);
-        }
-    }
-}
-
-fn tap_failed(tap: &Tap, device: &str, e: &std::io::Error) -> Option<tap::TapRead> {
-    tracing::warn!(device, tap = tap.name(), error = %e, "TAP read failed");
-    std::thread::sleep(Duration::from_millis(100));
-    None
-}
-
-/// The thread of one underlay receiver; ends when the packet path is dropped.
-fn underlay_thread(inner: Weak<Inner>, receiver: Receiver, spin: Duration) {
-    let mut buf = vec![0u8; BUFFER];
-    let mut out = Outbox::default();
-    loop {
-        let got = spin_read(spin, |wait| {
-            if wait {
-                receiver.recv(&mut buf)
-            } else {
-                receiver.try_recv(&mut buf)
-            }
-        });
-        let mut next = match got {
-            Ok(got) => got,
-            Err(e) => {
-                tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");
-                std::thread::sleep(Duration::from_millis(100));
-                None
-            }
-        };
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        // Take what is already queued, up to a batch, before writing to the TAPs: the
-        // segments of one flow in it are merged into one write.
-        let mut taken = 0;
-        while let Some((dst, n)) = next {
-            taken += 1;
-            {
-                let st = lock(&inner.state);
-                // Another dataplane's traffic on a shared link (dev mode shares loopback).
-                if Forwarder::is_own_underlay(&st, dst) {
-                    let mut fw = lock(&inner.forwarder);
-                    let packet = buf.get(..n).unwrap_or_default();
-                    fw.underlay_packet(&st, dst, packet, Instant::now(), &mut out.actions);
-                }
-            }
-            next = if taken < BATCH {
-                receiver.try_recv(&mut buf).unwrap_or_else(|e| {
-                    tracing::warn!(protocol = receiver.protocol(), error = %e, "underlay read failed");
-                    None
-                })
-            } else {
-                None
-            };
-        }
-        if taken > 0 {
-            inner.dispatch(&mut out);
-        }
     }
 }
 

@@ -9,10 +9,8 @@
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::os::fd::AsFd;
-use std::time::Duration;
+use std::os::fd::{AsFd, BorrowedFd};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
 use crate::packet::MacAddr;
@@ -27,6 +25,8 @@ pub struct Tap {
     /// Super-segments read and merged ones written.
     offload_reads: AtomicU64,
     offload_writes: AtomicU64,
+    /// Wire segments a write failed for, not yet counted by the forwarder.
+    lost: AtomicU64,
 }
 
 impl std::fmt::Debug for Tap {
@@ -50,7 +50,7 @@ pub struct TapRead {
 
 impl Tap {
     /// Creates TAP `name` (up, with MTU `mtu`), with virtio-net headers and TCP offload if
-    /// `offload`. Non-blocking: [`Tap::recv`] waits with `poll` only when nothing is queued.
+    /// `offload`. Non-blocking: the packet loop polls it.
     pub fn open(name: &str, mtu: u16, offload: bool) -> io::Result<Self> {
         let device = DeviceBuilder::new()
             .name(name)
@@ -67,6 +67,7 @@ impl Tap {
             offload,
             offload_reads: AtomicU64::new(0),
             offload_writes: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         })
     }
 
@@ -88,27 +89,28 @@ impl Tap {
         )
     }
 
+    /// Notes `n` wire segments whose write failed.
+    pub fn add_lost(&self, n: u64) {
+        self.lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Wire segments whose write failed since the last call.
+    pub fn take_lost(&self) -> u64 {
+        self.lost.swap(0, Ordering::Relaxed)
+    }
+
     /// Whether reads and writes carry virtio-net headers.
     pub fn offload(&self) -> bool {
         self.offload
     }
 
-    /// Reads one frame (or super-segment) into `buf`, waiting up to `wait` for one (zero: not
-    /// at all); `None` when none came.
-    pub fn recv(&self, buf: &mut [u8], wait: Duration) -> io::Result<Option<TapRead>> {
-        match self.device.recv(buf) {
-            Ok(n) => return self.read_done(buf, n).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait.is_zero() => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.device.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(io::Error::from(e)),
-        }
+    /// The device's file descriptor, for the packet loop's `poll`.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.device.as_fd()
+    }
+
+    /// Reads one frame (or super-segment) into `buf` if one is queued; `None` when none is.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<TapRead>> {
         match self.device.recv(buf) {
             Ok(n) => self.read_done(buf, n).map(Some),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),

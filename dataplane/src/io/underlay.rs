@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::process::Command;
 
 use ipnet::Ipv6Net;
@@ -148,17 +148,12 @@ impl Sender {
     }
 }
 
-/// Receives encapsulated packets of one inner protocol, on a thread of its own: a blocking
-/// socket wakes its reader straight from the kernel, without the runtime's poller and the
-/// extra non-blocking read that finds the queue empty.
+/// Receives encapsulated packets of one inner protocol; non-blocking, the packet loop polls it.
 #[derive(Debug)]
 pub struct Receiver {
     socket: Socket,
     protocol: i32,
 }
-
-/// How long a blocking read waits before giving its caller a chance to notice a shutdown.
-pub const RECV_WAKEUP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Receiver {
     /// A raw socket for inner protocol `protocol` (4 or 41) with `IPV6_RECVPKTINFO`.
@@ -168,8 +163,8 @@ impl Receiver {
         setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
             .map_err(|e| sock_err("IPV6_RECVPKTINFO")(io::Error::from(e)))?;
         socket
-            .set_read_timeout(Some(RECV_WAKEUP))
-            .map_err(sock_err("SO_RCVTIMEO"))?;
+            .set_nonblocking(true)
+            .map_err(sock_err("set non-blocking"))?;
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
         Ok(Self { socket, protocol })
     }
@@ -179,14 +174,13 @@ impl Receiver {
         self.protocol
     }
 
-    /// Waits up to [`RECV_WAKEUP`] for the next packet: its outer destination and the inner
-    /// packet's length in `buf`; `None` when none came. A packet without destination
-    /// information is skipped.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
-        self.recv_flags(buf, MsgFlags::empty())
+    /// The socket, for the packet loop's `poll`.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 
-    /// The next packet if one is already queued, without waiting.
+    /// The next packet if one is queued: its outer destination and the inner packet's length
+    /// in `buf`; `None` when none is. A packet without destination information is skipped.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(Ipv6Addr, usize)>> {
         self.recv_flags(buf, MsgFlags::MSG_DONTWAIT)
     }
@@ -199,9 +193,7 @@ impl Receiver {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                     ) =>
                 {
                     return Ok(None);
