@@ -33,6 +33,7 @@ pub mod tap;
 pub mod underlay;
 
 use std::collections::HashMap;
+use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -47,7 +48,6 @@ use crate::packet::MacAddr;
 use crate::packet::offload::{self, Coalescer, VnetHdr};
 use crate::state::State;
 use send::{Handoff, SendFn};
-use std::net::Ipv6Addr;
 use tap::Tap;
 use underlay::{Receiver, UnderlayError};
 
