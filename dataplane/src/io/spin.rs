@@ -4,28 +4,56 @@
 //! packet; when the CPU it sleeps on has gone idle, that wakeup costs tens of microseconds
 //! (on a VM, an exit to the host), paid once per hop of a round trip and once per burst of a
 //! flood. Polling the queue for a little while first catches the next packet of a busy flow
-//! and the reply to what was just forwarded. Each empty poll yields the CPU, so that the
-//! threads producing the packets still run on a machine with few cores.
+//! and the reply to what was just forwarded.
+//!
+//! Polling only pays while the CPU has nothing else to run: then there is no one to take the
+//! CPU from, and the wakeup it saves is the expensive kind. Each empty poll yields the CPU and
+//! notes how long the yield took: a late one means another thread ran. Once other threads
+//! have had more than [`BUSY_YIELD`] and more than half of the spin, the CPU is busy: the
+//! threads producing the packets need it, and a wakeup on it is cheap, so the spin ends and
+//! the thread sleeps. Without that rule a long spin takes half a busy core from the VMs beside
+//! it. A short turn of another thread (the VM's reply to what was just forwarded) does not
+//! end it.
 
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Calls `read(false)` (must not wait) until it gives something or `spin` has passed, then
-/// `read(true)` (may wait). With `spin` zero, only `read(true)`.
+/// How much of a spin other threads may take before, if that is over half of it, the CPU
+/// counts as busy.
+pub const BUSY_YIELD: Duration = Duration::from_micros(200);
+
+/// Calls `read(false)` (must not wait) until it gives something, `spin` has passed or the CPU
+/// turned out busy, then `read(true)` (may wait). With `spin` zero, only `read(true)`.
 pub fn spin_read<T>(
     spin: Duration,
+    read: impl FnMut(bool) -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
+    spin_read_with(spin, read, Instant::now, || {
+        let before = Instant::now();
+        std::thread::yield_now();
+        before.elapsed()
+    })
+}
+
+/// [`spin_read`] with its clock and its yield (which says how long it took) given.
+fn spin_read_with<T>(
+    spin: Duration,
     mut read: impl FnMut(bool) -> io::Result<Option<T>>,
+    now: impl Fn() -> Instant,
+    mut yield_cpu: impl FnMut() -> Duration,
 ) -> io::Result<Option<T>> {
     if !spin.is_zero() {
-        let start = Instant::now();
+        let start = now();
+        let mut others = Duration::ZERO;
         loop {
             if let Some(got) = read(false)? {
                 return Ok(Some(got));
             }
-            if start.elapsed() >= spin {
+            let spun = now().duration_since(start);
+            if spun >= spin || (others > BUSY_YIELD && others * 2 > spun) {
                 break;
             }
-            std::thread::yield_now();
+            others += yield_cpu();
         }
     }
     read(true)
@@ -68,6 +96,91 @@ mod tests {
         assert_eq!(calls.last(), Some(&true));
         assert_eq!(calls.iter().filter(|w| **w).count(), 1);
         assert!(calls.len() >= 2);
+    }
+
+    #[test]
+    fn a_busy_cpu_ends_the_spin() {
+        let (mut calls, mut yields) = (Vec::new(), 0);
+        let got: io::Result<Option<u8>> = spin_read_with(
+            Duration::from_secs(60),
+            |wait| {
+                calls.push(wait);
+                Ok(None)
+            },
+            Instant::now,
+            || {
+                yields += 1;
+                // Two quick yields (an idle CPU), then one that another thread took.
+                if yields < 3 {
+                    Duration::ZERO
+                } else {
+                    BUSY_YIELD * 2
+                }
+            },
+        );
+        assert_eq!(got.ok().flatten(), None);
+        // The third yield is seen by the fourth poll's check.
+        assert_eq!(calls, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn on_an_idle_cpu_the_spin_lasts_its_time() {
+        let start = Instant::now();
+        let clock = std::cell::Cell::new(start);
+        let mut polls = 0;
+        let got: io::Result<Option<u8>> = spin_read_with(
+            Duration::from_micros(100),
+            |wait| {
+                polls += usize::from(!wait);
+                Ok(None)
+            },
+            || clock.get(),
+            || {
+                clock.set(clock.get() + Duration::from_micros(10));
+                Duration::ZERO
+            },
+        );
+        assert_eq!(got.ok().flatten(), None);
+        // Polls at 0, 10, ..., 100 us: the one at 100 sees the spin over.
+        assert_eq!(polls, 11);
+    }
+
+    /// The polls a spin of `spin` makes when its `n`th yield (from 0) gives `turn(n)` to other
+    /// threads and each poll takes 10 us of a clock that only the yields move.
+    fn polls_with(spin: Duration, turn: impl Fn(u32) -> Duration) -> usize {
+        let clock = std::cell::Cell::new(Instant::now());
+        let (mut polls, mut n) = (0, 0);
+        let _: io::Result<Option<u8>> = spin_read_with(
+            spin,
+            |wait| {
+                polls += usize::from(!wait);
+                Ok(None)
+            },
+            || clock.get(),
+            || {
+                let took = turn(n);
+                n += 1;
+                clock.set(clock.get() + took + Duration::from_micros(10));
+                took
+            },
+        );
+        polls
+    }
+
+    #[test]
+    fn a_short_turn_of_another_thread_does_not_end_the_spin() {
+        let us = Duration::from_micros;
+        // 150 us to another thread, then an idle CPU: the whole 1 ms is spun, polls at 0, 160,
+        // 170, ..., 1000 us.
+        let polls = polls_with(us(1000), |n| if n == 0 { us(150) } else { us(0) });
+        assert_eq!(polls, 1 + 84 + 1);
+    }
+
+    #[test]
+    fn many_turns_of_other_threads_end_the_spin() {
+        // Every yield gives 50 us away: busy once over 200 us, at the sixth poll.
+        let polls = polls_with(Duration::from_secs(1), |_| Duration::from_micros(50));
+        assert_eq!(polls, 6);
     }
 
     #[test]
