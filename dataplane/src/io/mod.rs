@@ -26,7 +26,10 @@
 //! or until it fails (its device was deleted, say with the VM's namespace): the packet loop
 //! then closes it and opens a fresh one, which waits for its VM as a new interface's does.
 
+mod outbox;
 mod packet_loop;
+
+use outbox::Outbox;
 pub mod send;
 pub mod spin;
 pub mod tap;
@@ -45,7 +48,7 @@ use crate::config::{DataplaneConfig, PacketConfig};
 use crate::flow::Direction;
 use crate::forward::{Action, Attachment, DropReason, Forwarder, Settings, Traffic};
 use crate::packet::MacAddr;
-use crate::packet::offload::{self, Coalescer, VnetHdr};
+use crate::packet::offload::{self, VnetHdr};
 use crate::state::State;
 use send::{Handoff, SendFn};
 use tap::Tap;
@@ -138,6 +141,7 @@ impl Packets {
             .iter()
             .map(|p| Receiver::new(*p))
             .collect::<Result<Vec<_>, _>>()?;
+        let sender_spin = packets.poll_spin.min(crate::config::DEFAULT_POLL_SPIN);
         let inner = Arc::new(Inner {
             state,
             forwarder: Mutex::new(Forwarder::new(settings.clone())),
@@ -150,8 +154,8 @@ impl Packets {
             taps: RwLock::new(HashMap::new()),
             tap_generation: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
-            tx: underlay_handoff(packets.poll_spin)?,
-            tap_tx: tap_handoff(packets.poll_spin)?,
+            tx: underlay_handoff(sender_spin)?,
+            tap_tx: tap_handoff(sender_spin)?,
             tap_mtu: packets.tap_mtu,
             tap_offload: packets.tap_offload,
         });
@@ -290,18 +294,8 @@ fn traffic_msg(t: &Traffic) -> status_pb::TrafficCounters {
     }
 }
 
-/// Frames on their way to the TAPs, merged per TAP where it takes offload; kept by each
-/// packet task so that the buffers are reused.
-#[derive(Debug, Default)]
-struct Outbox {
-    actions: Vec<Action>,
-    merge: HashMap<Arc<str>, Coalescer>,
-    underlay: Vec<(Ipv6Addr, Vec<u8>)>,
-    taps: Vec<TapFrame>,
-}
-
 /// A frame (or super-segment) on its way to a TAP.
-struct TapFrame {
+pub(crate) struct TapFrame {
     tap: Arc<Tap>,
     hdr: VnetHdr,
     frame: Vec<u8>,
@@ -429,13 +423,20 @@ impl Inner {
     /// Sends what the engine decided: underlay packets as one burst (see [`send`]), frames
     /// merged per TAP and written at the end, so that a burst of one flow's segments becomes
     /// one write.
-    fn dispatch(&self, out: &mut Outbox) {
+    ///
+    /// With `hold` (the time now), a TAP's frames stay in their merge while one of its flows
+    /// is still growing (see [`outbox`]). The loop dispatches without `hold` before it
+    /// sleeps.
+    fn dispatch(&self, out: &mut Outbox, hold: Option<Instant>) {
         for a in out.actions.drain(..) {
             match a {
                 Action::ToUnderlay { dst, packet } => out.underlay.push((dst, packet)),
                 Action::ToPort { device, frame } => match self.tap(&device) {
                     Some(tap) if tap.offload() => {
-                        out.merge.entry(device).or_default().push(frame);
+                        out.merge
+                            .entry(device)
+                            .or_default()
+                            .push(frame, Instant::now);
                     }
                     Some(tap) => out.taps.push(TapFrame {
                         tap,
@@ -448,10 +449,12 @@ impl Inner {
                 },
             }
         }
-        for (device, merged) in &mut out.merge {
-            if merged.is_empty() {
+        for (device, m) in &mut out.merge {
+            if !m.goes(hold) {
                 continue;
             }
+            m.since = None;
+            let merged = &mut m.frames;
             match self.tap(device) {
                 Some(tap) => out.taps.extend(merged.drain().map(|(hdr, frame)| TapFrame {
                     tap: tap.clone(),

@@ -61,11 +61,13 @@ pub fn run(inner: Weak<Inner>, receivers: Vec<Receiver>, spin: Duration) {
             };
             sources.refresh(&inner);
         }
-        if let Err(e) = wait(&sources.fds(), spin, &mut ready) {
+        let fds = sources.fds();
+        if let Err(e) = next_round(&inner, &fds, spin, &mut out, &mut ready) {
             tracing::error!(error = %e, "packet loop: poll failed");
             std::thread::sleep(WAKEUP);
             continue;
         }
+        drop(fds);
         let Some(inner) = inner.upgrade() else {
             return;
         };
@@ -92,7 +94,9 @@ pub fn run(inner: Weak<Inner>, receivers: Vec<Receiver>, spin: Duration) {
             }
         }
         if taken > 0 {
-            inner.dispatch(&mut out);
+            inner.dispatch(&mut out, Some(Instant::now()));
+        } else if out.holding() {
+            inner.dispatch(&mut out, None);
         }
         if closed {
             // A fresh TAP for the port, waiting for its VM as after CreateInterface.
@@ -129,13 +133,64 @@ impl Sources {
     }
 }
 
+/// Waits for the next round's sources in `ready`. A merge whose flow is still growing waits
+/// (spinning, up to its hold) for the next segment; the merges go out before the loop sleeps.
+fn next_round(
+    inner: &Weak<Inner>,
+    fds: &[BorrowedFd<'_>],
+    spin: Duration,
+    out: &mut Outbox,
+    ready: &mut Vec<PollFlags>,
+) -> io::Result<()> {
+    if ready_now(fds, ready)? {
+        return Ok(());
+    }
+    if let Some(left) = out.hold_left(Instant::now()) {
+        let got = spin_read(left, |_| ready_now(fds, ready).map(|r| r.then_some(())))?;
+        if got.is_some() {
+            return Ok(());
+        }
+    }
+    if out.holding()
+        && let Some(inner) = inner.upgrade()
+    {
+        inner.dispatch(out, None);
+    }
+    wait(fds, spin, ready)
+}
+
+/// Polls `fds` once without waiting; whether any is ready, and in `ready` what each one
+/// reported.
+fn ready_now(fds: &[BorrowedFd<'_>], ready: &mut Vec<PollFlags>) -> io::Result<bool> {
+    let mut polls = poll_fds(fds);
+    let got = match poll(&mut polls, PollTimeout::ZERO) {
+        Ok(n) => n > 0,
+        Err(Errno::EINTR) => false,
+        Err(e) => return Err(io::Error::from(e)),
+    };
+    take_revents(&polls, ready);
+    Ok(got)
+}
+
+fn poll_fds<'a>(fds: &[BorrowedFd<'a>]) -> Vec<PollFd<'a>> {
+    fds.iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect()
+}
+
+fn take_revents(polls: &[PollFd<'_>], ready: &mut Vec<PollFlags>) {
+    ready.clear();
+    ready.extend(
+        polls
+            .iter()
+            .map(|p| p.revents().unwrap_or(PollFlags::empty())),
+    );
+}
+
 /// Polls `fds` without waiting for up to `spin`, then waits up to [`WAKEUP`]; leaves in
 /// `ready` what each one reported (all empty when nothing came).
 fn wait(fds: &[BorrowedFd<'_>], spin: Duration, ready: &mut Vec<PollFlags>) -> io::Result<()> {
-    let mut polls: Vec<PollFd<'_>> = fds
-        .iter()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
+    let mut polls = poll_fds(fds);
     let wakeup = PollTimeout::try_from(WAKEUP).unwrap_or(PollTimeout::MAX);
     spin_read(spin, |may_wait| {
         let timeout = if may_wait { wakeup } else { PollTimeout::ZERO };
@@ -145,12 +200,7 @@ fn wait(fds: &[BorrowedFd<'_>], spin: Duration, ready: &mut Vec<PollFlags>) -> i
             Err(e) => Err(io::Error::from(e)),
         }
     })?;
-    ready.clear();
-    ready.extend(
-        polls
-            .iter()
-            .map(|p| p.revents().unwrap_or(PollFlags::empty())),
-    );
+    take_revents(&polls, ready);
     Ok(())
 }
 

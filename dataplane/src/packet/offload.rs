@@ -449,6 +449,12 @@ impl Coalescer {
         self.out.is_empty()
     }
 
+    /// Whether a super-segment is still open to its flow's next segment: one that a full-sized
+    /// segment without PSH last grew, so that the sender has more of it on the way.
+    pub fn growing(&self) -> bool {
+        self.open.iter().flatten().any(|o| !o.closed)
+    }
+
     /// Queues `frame`, merging it into the latest super-segment of its flow where TCP allows.
     pub fn push(&mut self, frame: Vec<u8>) {
         let Ok(Some(l)) = tcp_layout(&frame) else {
@@ -566,4 +572,4 @@ fn finish_super(frame: &mut [u8], o: &Open) -> VnetHdr {
 
 #[cfg(test)]
 #[path = "offload_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -16,7 +16,14 @@ const A6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
 const B6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
 
 /// A TCP frame with correct checksums; `options` are appended to the 20-byte header.
-fn tcp_frame(v4: bool, sport: u16, seq: u32, id: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn tcp_frame(
+    v4: bool,
+    sport: u16,
+    seq: u32,
+    id: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let options = [1u8, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9]; // NOP NOP timestamps
     let mut seg = Vec::new();
     seg.extend_from_slice(&sport.to_be_bytes());
@@ -258,6 +265,28 @@ fn only_the_next_segment_of_a_flow_merges() {
             check_valid(&s);
         }
     }
+}
+
+#[test]
+fn a_flow_is_growing_until_a_short_or_psh_segment() {
+    let seg = |seq: u32, flags, n| tcp_frame(true, 1, seq, (seq / 1000) as u16, flags, &payload(n));
+    let mut c = Coalescer::new();
+    assert!(!c.growing());
+    c.push(seg(0, tcp::ACK, 1000));
+    assert!(c.growing(), "a full segment may have more behind it");
+    c.push(seg(1000, tcp::ACK, 1000));
+    assert!(c.growing());
+    c.push(seg(2000, tcp::ACK, 400));
+    assert!(!c.growing(), "a short segment ends what the sender had");
+    assert_eq!(c.drain().count(), 1);
+    assert!(!c.growing());
+    c.push(seg(3000, tcp::ACK | tcp::PSH, 1000));
+    assert!(!c.growing(), "PSH: the sender has nothing more queued");
+    let mut udp = seg(0, tcp::ACK, 1000);
+    udp[ETHER_LEN + 9] = 17;
+    let mut c = Coalescer::new();
+    c.push(udp);
+    assert!(!c.growing());
 }
 
 #[test]
