@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context as _;
 use clap::Parser;
 use ferrinet_integration::netns::{Vm, kernel_pair};
-use ferrinet_integration::packets::probe::counters;
+use ferrinet_integration::packets::probe::{counters, offload};
 use ferrinet_integration::packets::{PacketOpts, PacketRegion};
 use serde_json::{Value, json};
 
@@ -41,9 +41,34 @@ fn manifest(name: &str, ip: &str) -> String {
     )
 }
 
-/// Underlay packets sent by the first node and received by the second, from their
-/// dataplanes' counters (ferrinet only).
-type UnderlayProbe<'a> = &'a dyn Fn() -> anyhow::Result<(u64, u64)>;
+/// What the dataplanes counted so far (ferrinet only).
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    /// Underlay packets sent by the first node.
+    node1_tx: u64,
+    /// Underlay packets received by the second node.
+    node2_rx: u64,
+    /// TCP super-segments the first node read from its VM.
+    node1_super_reads: u64,
+    /// Merged frames the second node wrote to its VM.
+    node2_merged_writes: u64,
+}
+
+type UnderlayProbe<'a> = &'a dyn Fn() -> anyhow::Result<Counted>;
+
+/// How much `what` grew between two readings, per `of` (null without readings or when `of`
+/// is 0).
+fn ratio(
+    before: Option<Counted>,
+    after: Option<Counted>,
+    what: fn(Counted) -> u64,
+    of: f64,
+) -> Value {
+    match (before, after) {
+        (Some(b), Some(a)) if of > 0.0 => json!(what(a).saturating_sub(what(b)) as f64 / of),
+        _ => Value::Null,
+    }
+}
 
 /// The three figures between `a` and `b` (at `b_ip`); with `underlay`, also how many packets
 /// each dataplane moved per second during the UDP flood.
@@ -65,6 +90,7 @@ fn measure(
         "20",
     ])?;
     let mut gbits = Vec::new();
+    let tcp_before = underlay.map(|u| u()).transpose()?;
     for port in [5101, 5102, 5103] {
         let addr = format!("{b_ip}:{port}");
         let mut srv = b.spawn_vmtool(&["tcp-serve", "--listen", &addr, "--announce"])?;
@@ -80,6 +106,25 @@ fn measure(
         gbits.push(r["gbit_per_s"].as_f64().context("tcp-send gave no rate")?);
     }
     gbits.sort_by(f64::total_cmp);
+    let tcp_after = underlay.map(|u| u()).transpose()?;
+    // How well the offloads worked: wire packets per TAP read at the sender's node and per
+    // TAP write at the receiver's.
+    let grew = |what: fn(Counted) -> u64| match (tcp_before, tcp_after) {
+        (Some(b), Some(a)) => what(a).saturating_sub(what(b)) as f64,
+        _ => 0.0,
+    };
+    let per_read = ratio(
+        tcp_before,
+        tcp_after,
+        |c| c.node1_tx,
+        grew(|c| c.node1_super_reads),
+    );
+    let per_write = ratio(
+        tcp_before,
+        tcp_after,
+        |c| c.node2_rx,
+        grew(|c| c.node2_merged_writes),
+    );
     let secs = args.seconds.to_string();
     let sink_addr = format!("{b_ip}:5200");
     let mut sink = b.spawn_vmtool(&[
@@ -105,11 +150,9 @@ fn measure(
     let after = underlay.map(|u| u()).transpose()?;
     let sunk = sink.finish_last()?;
     let received = sunk["packets"].as_f64().unwrap_or(0.0);
-    let rate = |pick: fn((u64, u64)) -> u64| match (before, after) {
-        (Some(b), Some(a)) => json!(pick(a).saturating_sub(pick(b)) as f64 / args.seconds as f64),
-        _ => Value::Null,
-    };
-    let (node1_tx, node2_rx) = (rate(|c| c.0), rate(|c| c.1));
+    let secs = args.seconds as f64;
+    let node1_tx = ratio(before, after, |c| c.node1_tx, secs);
+    let node2_rx = ratio(before, after, |c| c.node2_rx, secs);
     let ping = a.vmtool(&[
         "ping",
         "--to",
@@ -121,6 +164,8 @@ fn measure(
     ])?;
     Ok(json!({
         "tcp_gbit_per_s": gbits[1],
+        "tcp_node1_underlay_packets_per_super_read": per_read,
+        "tcp_node2_underlay_packets_per_merged_write": per_write,
         "udp_sent_pps": flood["pps"],
         "udp_received_pps": received / args.seconds as f64,
         "udp_node1_underlay_tx_pps": node1_tx,
@@ -156,14 +201,15 @@ async fn main() -> anyhow::Result<()> {
     let (b, _) = r.vm(1, "vmb").await?;
     a.configure_v4(Ipv4Addr::new(10, 0, 0, 1))?;
     b.configure_v4(Ipv4Addr::new(10, 0, 0, 2))?;
-    let probe = || -> anyhow::Result<(u64, u64)> {
-        let tx = counters(&r.nodes[0])?["underlay"]["tx_packets"]
-            .as_u64()
-            .unwrap_or(0);
-        let rx = counters(&r.nodes[1])?["underlay"]["rx_packets"]
-            .as_u64()
-            .unwrap_or(0);
-        Ok((tx, rx))
+    let probe = || -> anyhow::Result<Counted> {
+        let (c1, c2) = (counters(&r.nodes[0])?, counters(&r.nodes[1])?);
+        let underlay = |c: &Value, f: &str| c["underlay"][f].as_u64().unwrap_or(0);
+        Ok(Counted {
+            node1_tx: underlay(&c1, "tx_packets"),
+            node2_rx: underlay(&c2, "rx_packets"),
+            node1_super_reads: offload(&c1, "vma").0,
+            node2_merged_writes: offload(&c2, "vmb").1,
+        })
     };
     let ferrinet = measure(&a, &b, Ipv4Addr::new(10, 0, 0, 2), &args, Some(&probe))
         .with_context(|| r.logs())?;
@@ -180,6 +226,11 @@ async fn main() -> anyhow::Result<()> {
         "| TCP VM -> VM, Gbit/s (>= 2) | {:.2} | {:.2} |",
         num(&ferrinet, "tcp_gbit_per_s"),
         num(&kernel, "tcp_gbit_per_s")
+    );
+    println!(
+        "| TCP, underlay packets per TAP read at node 1 / per TAP write at node 2 | {:.1} / {:.1} | |",
+        num(&ferrinet, "tcp_node1_underlay_packets_per_super_read"),
+        num(&ferrinet, "tcp_node2_underlay_packets_per_merged_write")
     );
     println!(
         "| UDP 64-byte frames received, packets/s (>= 300k) | {:.0} | {:.0} |",
