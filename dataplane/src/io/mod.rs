@@ -402,14 +402,22 @@ impl Inner {
     /// Closes `tap` of `device` after it failed (its device was deleted, say with the VM's
     /// namespace); whether it was still open. The next reconcile opens it anew.
     fn close_tap(&self, device: &str, tap: &Arc<Tap>, error: &std::io::Error) -> bool {
-        let mut taps = self.taps.write().unwrap_or_else(|e| e.into_inner());
-        if taps.get(device).is_some_and(|t| Arc::ptr_eq(t, tap)) {
+        {
+            let mut taps = self.taps.write().unwrap_or_else(|e| e.into_inner());
+            if !taps.get(device).is_some_and(|t| Arc::ptr_eq(t, tap)) {
+                return false;
+            }
             taps.remove(device);
-            self.tap_generation.fetch_add(1, Ordering::AcqRel);
-            tracing::warn!(device, tap = tap.name(), %error, "TAP failed; closed to open it anew");
-            return true;
         }
-        false
+        self.tap_generation.fetch_add(1, Ordering::AcqRel);
+        tracing::warn!(device, tap = tap.name(), %error, "TAP failed; closed to open it anew");
+        // Its failed writes so far, which the next counters read would no longer see (the
+        // forwarder is locked after the TAPs are released, as `counters` takes them).
+        let lost = tap.take_lost();
+        if lost > 0 {
+            lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, lost);
+        }
+        true
     }
 
     fn tap(&self, device: &str) -> Option<Arc<Tap>> {
