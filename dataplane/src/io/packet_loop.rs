@@ -3,7 +3,8 @@
 //! one worker core).
 //!
 //! ```text
-//!  poll(TAPs, underlay 4, underlay 41): without waiting for `poll_spin`, then up to WAKEUP
+//!  poll(TAPs, underlay 4, underlay 41): without waiting while a growing TCP merge may wait
+//!     │ (MERGE_HOLD), then merges out, then without waiting for `poll_spin`, then up to WAKEUP
 //!     │ for each ready source: up to BATCH frames / packets
 //!     ▼
 //!  lock State, lock Forwarder ─► Actions ─► dispatch: frames to TAPs (merged per TAP),
@@ -142,11 +143,14 @@ fn next_round(
     out: &mut Outbox,
     ready: &mut Vec<PollFlags>,
 ) -> io::Result<()> {
-    if ready_now(fds, ready)? {
+    let mut polls = poll_fds(fds);
+    if ready_now(&mut polls, ready)? {
         return Ok(());
     }
     if let Some(left) = out.hold_left(Instant::now()) {
-        let got = spin_read(left, |_| ready_now(fds, ready).map(|r| r.then_some(())))?;
+        let got = spin_read(left, |_| {
+            ready_now(&mut polls, ready).map(|r| r.then_some(()))
+        })?;
         if got.is_some() {
             return Ok(());
         }
@@ -156,19 +160,18 @@ fn next_round(
     {
         inner.dispatch(out, None);
     }
-    wait(fds, spin, ready)
+    wait(&mut polls, spin, ready)
 }
 
 /// Polls `fds` once without waiting; whether any is ready, and in `ready` what each one
 /// reported.
-fn ready_now(fds: &[BorrowedFd<'_>], ready: &mut Vec<PollFlags>) -> io::Result<bool> {
-    let mut polls = poll_fds(fds);
-    let got = match poll(&mut polls, PollTimeout::ZERO) {
+fn ready_now(polls: &mut [PollFd<'_>], ready: &mut Vec<PollFlags>) -> io::Result<bool> {
+    let got = match poll(polls, PollTimeout::ZERO) {
         Ok(n) => n > 0,
         Err(Errno::EINTR) => false,
         Err(e) => return Err(io::Error::from(e)),
     };
-    take_revents(&polls, ready);
+    take_revents(polls, ready);
     Ok(got)
 }
 
@@ -189,18 +192,17 @@ fn take_revents(polls: &[PollFd<'_>], ready: &mut Vec<PollFlags>) {
 
 /// Polls `fds` without waiting for up to `spin`, then waits up to [`WAKEUP`]; leaves in
 /// `ready` what each one reported (all empty when nothing came).
-fn wait(fds: &[BorrowedFd<'_>], spin: Duration, ready: &mut Vec<PollFlags>) -> io::Result<()> {
-    let mut polls = poll_fds(fds);
+fn wait(polls: &mut [PollFd<'_>], spin: Duration, ready: &mut Vec<PollFlags>) -> io::Result<()> {
     let wakeup = PollTimeout::try_from(WAKEUP).unwrap_or(PollTimeout::MAX);
     spin_read(spin, |may_wait| {
         let timeout = if may_wait { wakeup } else { PollTimeout::ZERO };
-        match poll(&mut polls, timeout) {
+        match poll(polls, timeout) {
             Ok(0) | Err(Errno::EINTR) => Ok(None),
             Ok(_) => Ok(Some(())),
             Err(e) => Err(io::Error::from(e)),
         }
     })?;
-    take_revents(&polls, ready);
+    take_revents(polls, ready);
     Ok(())
 }
 
