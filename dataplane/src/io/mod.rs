@@ -28,8 +28,6 @@
 
 mod outbox;
 mod packet_loop;
-
-use outbox::Outbox;
 pub mod send;
 pub mod spin;
 pub mod tap;
@@ -50,6 +48,7 @@ use crate::forward::{Action, Attachment, DropReason, Forwarder, Settings, Traffi
 use crate::packet::MacAddr;
 use crate::packet::offload::{self, VnetHdr};
 use crate::state::State;
+use outbox::Outbox;
 use send::{Handoff, SendFn};
 use tap::Tap;
 use underlay::{Receiver, UnderlayError};
@@ -461,17 +460,15 @@ impl Inner {
             if !m.goes(hold) {
                 continue;
             }
-            m.since = None;
-            let merged = &mut m.frames;
             match self.tap(device) {
-                Some(tap) => out.taps.extend(merged.drain().map(|(hdr, frame)| TapFrame {
+                Some(tap) => out.taps.extend(m.take().map(|(hdr, frame)| TapFrame {
                     tap: tap.clone(),
                     hdr,
                     frame,
                 })),
                 None => {
-                    let lost = merged
-                        .drain()
+                    let lost = m
+                        .take()
                         .map(|(hdr, frame)| segments_in(&hdr, frame.len()))
                         .sum();
                     lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, lost);

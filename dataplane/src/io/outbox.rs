@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::TapFrame;
 use crate::forward::Action;
-use crate::packet::offload::Coalescer;
+use crate::packet::offload::{Coalescer, VnetHdr};
 
 /// How long frames to a TAP may wait for more segments of a flow that is still growing. About
 /// ten segments at the rate one sender thread puts them on the underlay: enough for writes
@@ -41,6 +41,12 @@ impl Merge {
     pub fn push(&mut self, frame: Vec<u8>, now: impl FnOnce() -> Instant) {
         self.since.get_or_insert_with(now);
         self.frames.push(frame);
+    }
+
+    /// The frames, in order, with the header each is written with; the merge starts anew.
+    pub fn take(&mut self) -> impl Iterator<Item = (VnetHdr, Vec<u8>)> + '_ {
+        self.since = None;
+        self.frames.drain()
     }
 
     /// Whether the frames go out now: there are some and, with `hold` (the time now), none

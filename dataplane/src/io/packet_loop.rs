@@ -68,7 +68,6 @@ pub fn run(inner: Weak<Inner>, receivers: Vec<Receiver>, spin: Duration) {
             std::thread::sleep(WAKEUP);
             continue;
         }
-        drop(fds);
         let Some(inner) = inner.upgrade() else {
             return;
         };

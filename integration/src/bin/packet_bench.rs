@@ -56,16 +56,19 @@ struct Counted {
 
 type UnderlayProbe<'a> = &'a dyn Fn() -> anyhow::Result<Counted>;
 
-/// How much `what` grew between two readings, per `of` (null without readings or when `of`
-/// is 0).
-fn ratio(
+/// How much `what` grew between two readings (ferrinet only).
+fn growth(
     before: Option<Counted>,
     after: Option<Counted>,
     what: fn(Counted) -> u64,
-    of: f64,
-) -> Value {
-    match (before, after) {
-        (Some(b), Some(a)) if of > 0.0 => json!(what(a).saturating_sub(what(b)) as f64 / of),
+) -> Option<f64> {
+    Some(what(after?).saturating_sub(what(before?)) as f64)
+}
+
+/// `n / d` as JSON; null when either is missing or `d` is 0.
+fn per(n: Option<f64>, d: Option<f64>) -> Value {
+    match (n, d) {
+        (Some(n), Some(d)) if d > 0.0 => json!(n / d),
         _ => Value::Null,
     }
 }
@@ -109,21 +112,14 @@ fn measure(
     let tcp_after = underlay.map(|u| u()).transpose()?;
     // How well the offloads worked: wire packets per TAP read at the sender's node and per
     // TAP write at the receiver's.
-    let grew = |what: fn(Counted) -> u64| match (tcp_before, tcp_after) {
-        (Some(b), Some(a)) => what(a).saturating_sub(what(b)) as f64,
-        _ => 0.0,
-    };
-    let per_read = ratio(
-        tcp_before,
-        tcp_after,
-        |c| c.node1_tx,
-        grew(|c| c.node1_super_reads),
+    let (tb, ta) = (tcp_before, tcp_after);
+    let per_read = per(
+        growth(tb, ta, |c| c.node1_tx),
+        growth(tb, ta, |c| c.node1_super_reads),
     );
-    let per_write = ratio(
-        tcp_before,
-        tcp_after,
-        |c| c.node2_rx,
-        grew(|c| c.node2_merged_writes),
+    let per_write = per(
+        growth(tb, ta, |c| c.node2_rx),
+        growth(tb, ta, |c| c.node2_merged_writes),
     );
     let secs = args.seconds.to_string();
     let sink_addr = format!("{b_ip}:5200");
@@ -150,9 +146,9 @@ fn measure(
     let after = underlay.map(|u| u()).transpose()?;
     let sunk = sink.finish_last()?;
     let received = sunk["packets"].as_f64().unwrap_or(0.0);
-    let secs = args.seconds as f64;
-    let node1_tx = ratio(before, after, |c| c.node1_tx, secs);
-    let node2_rx = ratio(before, after, |c| c.node2_rx, secs);
+    let flood_secs = Some(args.seconds as f64);
+    let node1_tx = per(growth(before, after, |c| c.node1_tx), flood_secs);
+    let node2_rx = per(growth(before, after, |c| c.node2_rx), flood_secs);
     let ping = a.vmtool(&[
         "ping",
         "--to",
