@@ -31,6 +31,13 @@ struct Args {
     /// Only ferrinet, no kernel baseline.
     #[arg(long)]
     skip_kernel: bool,
+    /// Echo requests for the round-trip figures.
+    #[arg(long, default_value_t = 200)]
+    ping_count: u16,
+    /// Milliseconds between echo requests: longer than the nodes' poll spin, so that each
+    /// request finds the packet threads asleep, as sparse traffic does.
+    #[arg(long, default_value_t = 10)]
+    ping_interval_ms: u64,
 }
 
 const RULES: &str = "  firewallRules:\n    - firewallRuleID: all-v4\n      direction: Ingress\n      action: Accept\n      ipFamily: IPv4\n";
@@ -154,9 +161,9 @@ fn measure(
         "--to",
         &b_ip.to_string(),
         "--count",
-        "200",
+        &args.ping_count.to_string(),
         "--interval-ms",
-        "10",
+        &args.ping_interval_ms.to_string(),
     ])?;
     Ok(json!({
         "tcp_gbit_per_s": gbits[1],
