@@ -32,10 +32,10 @@ struct Args {
     #[arg(long)]
     skip_kernel: bool,
     /// Echo requests for the round-trip figures.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..))]
     ping_count: u16,
-    /// Milliseconds between echo requests: longer than the nodes' poll spin, so that each
-    /// request finds the packet threads asleep, as sparse traffic does.
+    /// Milliseconds between echo requests. The default is longer than the nodes' default poll
+    /// spin, so that each request finds the packet threads asleep, as sparse traffic does.
     #[arg(long, default_value_t = 10)]
     ping_interval_ms: u64,
 }
