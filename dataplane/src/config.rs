@@ -67,6 +67,10 @@ pub struct PacketConfig {
     /// once). Spares the wakeup per burst and per hop of a round trip, for up to this much CPU
     /// time per wakeup of each loop. At most [`MAX_POLL_SPIN`].
     pub poll_spin: std::time::Duration,
+    /// The packet loop never sleeps: it polls, yielding the CPU between empty polls, as
+    /// dpservice's worker owns its core. Off: it polls for `poll_spin`, unless the CPU turns
+    /// out busy, then sleeps. Worth a core where waking a halted CPU is dear (a VM).
+    pub busy_poll: bool,
     /// Make the underlay /64 local (`ip -6 route replace local <prefix> dev lo`) so that the
     /// kernel hands every address of it to the dataplane; off when the operator routes it.
     pub make_prefix_local: bool,
@@ -88,6 +92,7 @@ impl Default for PacketConfig {
             tap_mtu: 1500,
             tap_offload: true,
             poll_spin: DEFAULT_POLL_SPIN,
+            busy_poll: false,
             make_prefix_local: true,
             settings: crate::forward::Settings::default(),
         }

@@ -100,6 +100,12 @@ struct Args {
     #[arg(long, default_value_t = config::DEFAULT_POLL_SPIN.as_micros() as u64)]
     poll_spin_us: u64,
 
+    /// With --packets: the packet loop never sleeps, as dpservice's worker owns its core;
+    /// it takes a CPU and spares every wakeup (dear on a VM). --poll-spin-us then no longer
+    /// applies to it.
+    #[arg(long)]
+    busy_poll: bool,
+
     /// Log format. The level comes from RUST_LOG (default info; debug logs every call).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -135,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             make_prefix_local: !args.no_local_prefix,
             tap_offload: !args.no_tap_offload,
             poll_spin: std::time::Duration::from_micros(args.poll_spin_us),
+            busy_poll: args.busy_poll,
             settings: Settings {
                 firewall,
                 dhcp_mtu: args.dhcp_mtu,

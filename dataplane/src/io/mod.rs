@@ -50,6 +50,7 @@ use crate::packet::offload::{self, VnetHdr};
 use crate::state::State;
 use outbox::Outbox;
 use send::{Handoff, SendFn};
+use spin::Wait;
 use tap::Tap;
 use underlay::{Receiver, UnderlayError};
 
@@ -159,7 +160,12 @@ impl Packets {
             tap_offload: packets.tap_offload,
         });
         let mut tasks = Vec::new();
-        let (weak, spin) = (Arc::downgrade(&inner), packets.poll_spin);
+        let weak = Arc::downgrade(&inner);
+        let spin = if packets.busy_poll {
+            Wait::Busy(packet_loop::WAKEUP)
+        } else {
+            Wait::Spin(packets.poll_spin)
+        };
         std::thread::Builder::new()
             .name("dp-packets".into())
             .spawn(move || packet_loop::run(weak, receivers, spin))
@@ -175,6 +181,7 @@ impl Packets {
             %prefix,
             underlay_mtu,
             poll_spin_us = packets.poll_spin.as_micros(),
+            busy_poll = packets.busy_poll,
             firewall = %settings.firewall,
             "packet path started"
         );

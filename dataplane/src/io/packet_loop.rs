@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::spin::spin_read;
+use super::spin::{Wait, spin_read, wait_read};
 use super::tap::Tap;
 use super::underlay::Receiver;
 use super::{BATCH, BUFFER, Inner, Outbox, lock};
@@ -45,7 +45,7 @@ struct Sources {
 }
 
 /// Runs the loop until the packet path is dropped.
-pub fn run(inner: Weak<Inner>, receivers: Vec<Receiver>, spin: Duration) {
+pub fn run(inner: Weak<Inner>, receivers: Vec<Receiver>, spin: Wait) {
     let mut sources = Sources {
         receivers,
         taps: Vec::new(),
@@ -138,7 +138,7 @@ impl Sources {
 fn next_round(
     inner: &Weak<Inner>,
     fds: &[BorrowedFd<'_>],
-    spin: Duration,
+    spin: Wait,
     out: &mut Outbox,
     ready: &mut Vec<PollFlags>,
 ) -> io::Result<()> {
@@ -189,11 +189,11 @@ fn take_revents(polls: &[PollFd<'_>], ready: &mut Vec<PollFlags>) {
     );
 }
 
-/// Polls `fds` without waiting for up to `spin`, then waits up to [`WAKEUP`]; leaves in
-/// `ready` what each one reported (all empty when nothing came).
-fn wait(polls: &mut [PollFd<'_>], spin: Duration, ready: &mut Vec<PollFlags>) -> io::Result<()> {
+/// Polls `fds` without waiting for up to `spin`, then (unless busy) waits up to [`WAKEUP`];
+/// leaves in `ready` what each one reported (all empty when nothing came).
+fn wait(polls: &mut [PollFd<'_>], spin: Wait, ready: &mut Vec<PollFlags>) -> io::Result<()> {
     let wakeup = PollTimeout::try_from(WAKEUP).unwrap_or(PollTimeout::MAX);
-    spin_read(spin, |may_wait| {
+    wait_read(spin, |may_wait| {
         let timeout = if may_wait { wakeup } else { PollTimeout::ZERO };
         match poll(polls, timeout) {
             Ok(0) | Err(Errno::EINTR) => Ok(None),

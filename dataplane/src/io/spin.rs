@@ -14,6 +14,11 @@
 //! the thread sleeps. Without that rule a long spin takes half a busy core from the VMs beside
 //! it. A short turn of another thread (the VM's reply to what was just forwarded) does not
 //! end it.
+//!
+//! A busy loop ([`Wait::Busy`], `busy_poll`) never sleeps: it is the dedicated core of
+//! dpservice's workers. It pays where halting a CPU is dear, as on a VM whose host does not
+//! let the guest poll before it halts: there every sleeping thread woken costs an exit to
+//! the host, once per hop of a round trip.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -22,13 +27,30 @@ use std::time::{Duration, Instant};
 /// counts as busy.
 pub const BUSY_YIELD: Duration = Duration::from_micros(200);
 
+/// How a reader waits once its queue is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Polls for up to this long unless the CPU turns out busy, then sleeps.
+    Spin(Duration),
+    /// Polls for up to this long whatever else runs, and never sleeps: gives `None` after it.
+    Busy(Duration),
+}
+
 /// Calls `read(false)` (must not wait) until it gives something, `spin` has passed or the CPU
 /// turned out busy, then `read(true)` (may wait). With `spin` zero, only `read(true)`.
 pub fn spin_read<T>(
     spin: Duration,
     read: impl FnMut(bool) -> io::Result<Option<T>>,
 ) -> io::Result<Option<T>> {
-    spin_read_with(spin, read, Instant::now, || {
+    wait_read(Wait::Spin(spin), read)
+}
+
+/// [`spin_read`] for either [`Wait`].
+pub fn wait_read<T>(
+    wait: Wait,
+    read: impl FnMut(bool) -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
+    spin_read_with(wait, read, Instant::now, || {
         let before = Instant::now();
         std::thread::yield_now();
         before.elapsed()
@@ -37,11 +59,15 @@ pub fn spin_read<T>(
 
 /// [`spin_read`] with its clock and its yield (which says how long it took) given.
 fn spin_read_with<T>(
-    spin: Duration,
+    wait: Wait,
     mut read: impl FnMut(bool) -> io::Result<Option<T>>,
     now: impl Fn() -> Instant,
     mut yield_cpu: impl FnMut() -> Duration,
 ) -> io::Result<Option<T>> {
+    let (spin, busy) = match wait {
+        Wait::Spin(spin) => (spin, false),
+        Wait::Busy(spin) => (spin, true),
+    };
     if !spin.is_zero() {
         let start = now();
         let mut others = Duration::ZERO;
@@ -50,13 +76,13 @@ fn spin_read_with<T>(
                 return Ok(Some(got));
             }
             let spun = now().duration_since(start);
-            if spun >= spin || (others > BUSY_YIELD && others * 2 > spun) {
+            if spun >= spin || (!busy && others > BUSY_YIELD && others * 2 > spun) {
                 break;
             }
             others += yield_cpu();
         }
     }
-    read(true)
+    if busy { read(false) } else { read(true) }
 }
 
 #[cfg(test)]
@@ -102,7 +128,7 @@ mod tests {
     fn a_busy_cpu_ends_the_spin() {
         let (mut calls, mut yields) = (Vec::new(), 0);
         let got: io::Result<Option<u8>> = spin_read_with(
-            Duration::from_secs(60),
+            Wait::Spin(Duration::from_secs(60)),
             |wait| {
                 calls.push(wait);
                 Ok(None)
@@ -129,7 +155,7 @@ mod tests {
         let clock = std::cell::Cell::new(start);
         let mut polls = 0;
         let got: io::Result<Option<u8>> = spin_read_with(
-            Duration::from_micros(100),
+            Wait::Spin(Duration::from_micros(100)),
             |wait| {
                 polls += usize::from(!wait);
                 Ok(None)
@@ -147,11 +173,11 @@ mod tests {
 
     /// The polls a spin of `spin` makes when its `n`th yield (from 0) gives `turn(n)` to other
     /// threads and each poll takes 10 us of a clock that only the yields move.
-    fn polls_with(spin: Duration, turn: impl Fn(u32) -> Duration) -> usize {
+    fn polls_with(wait: Wait, turn: impl Fn(u32) -> Duration) -> usize {
         let clock = std::cell::Cell::new(Instant::now());
         let (mut polls, mut n) = (0, 0);
         let _: io::Result<Option<u8>> = spin_read_with(
-            spin,
+            wait,
             |wait| {
                 polls += usize::from(!wait);
                 Ok(None)
@@ -172,15 +198,38 @@ mod tests {
         let us = Duration::from_micros;
         // 150 us to another thread, then an idle CPU: the whole 1 ms is spun, polls at 0, 160,
         // 170, ..., 1000 us.
-        let polls = polls_with(us(1000), |n| if n == 0 { us(150) } else { us(0) });
+        let polls = polls_with(
+            Wait::Spin(us(1000)),
+            |n| {
+                if n == 0 { us(150) } else { us(0) }
+            },
+        );
         assert_eq!(polls, 1 + 84 + 1);
     }
 
     #[test]
     fn many_turns_of_other_threads_end_the_spin() {
         // Every yield gives 50 us away: busy once over 200 us, at the sixth poll.
-        let polls = polls_with(Duration::from_secs(1), |_| Duration::from_micros(50));
+        let polls = polls_with(Wait::Spin(Duration::from_secs(1)), |_| {
+            Duration::from_micros(50)
+        });
         assert_eq!(polls, 6);
+    }
+
+    #[test]
+    fn a_busy_wait_polls_on_through_other_threads_and_never_sleeps() {
+        // Every yield gives 50 us away, which ends a spin at its sixth poll; a busy wait polls
+        // at 0, 60, ..., 1020 us (over its time), once more in place of the wait, and gives
+        // up without waiting.
+        let us = Duration::from_micros;
+        assert_eq!(polls_with(Wait::Busy(us(1000)), |_| us(50)), 18 + 1);
+        let mut waited = false;
+        let got: io::Result<Option<u8>> = wait_read(Wait::Busy(us(50)), |wait| {
+            waited |= wait;
+            Ok(None)
+        });
+        assert_eq!(got.ok().flatten(), None);
+        assert!(!waited);
     }
 
     #[test]

@@ -28,6 +28,9 @@ struct Args {
     /// The nodes' `dataplane.poll_spin_us` (default: theirs).
     #[arg(long)]
     poll_spin_us: Option<u64>,
+    /// The nodes' packet loops never sleep (`dataplane.busy_poll = true`).
+    #[arg(long)]
+    busy_poll: bool,
     /// Only ferrinet, no kernel baseline.
     #[arg(long)]
     skip_kernel: bool,
@@ -194,7 +197,12 @@ async fn main() -> anyhow::Result<()> {
         extra_toml: args
             .poll_spin_us
             .map(|us| format!("dataplane.poll_spin_us = {us}\n"))
-            .unwrap_or_default(),
+            .into_iter()
+            .chain(
+                args.busy_poll
+                    .then(|| "dataplane.busy_poll = true\n".to_string()),
+            )
+            .collect(),
         ..PacketOpts::default()
     };
     let mut r = PacketRegion::start(opts).await?;

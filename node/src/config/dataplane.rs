@@ -38,6 +38,9 @@ pub struct DataplaneSection {
     /// Embedded with packets: microseconds a packet loop polls its empty queue before it
     /// sleeps (0: at once; at most 10000).
     pub poll_spin_us: u64,
+    /// Embedded with packets: the packet loop never sleeps (it takes a CPU, as dpservice's
+    /// worker does, and spares every wakeup); `poll_spin_us` then no longer applies to it.
+    pub busy_poll: bool,
 }
 
 impl Default for DataplaneSection {
@@ -54,6 +57,7 @@ impl Default for DataplaneSection {
             dhcpv6_dns: Vec::new(),
             tap_offload: true,
             poll_spin_us: ferrinet_dataplane::config::DEFAULT_POLL_SPIN.as_micros() as u64,
+            busy_poll: false,
         }
     }
 }
@@ -149,6 +153,7 @@ impl DataplaneSection {
             underlay_interface: (!interface.is_empty()).then(|| interface.to_string()),
             tap_offload: self.tap_offload,
             poll_spin: spin,
+            busy_poll: self.busy_poll,
             settings: ferrinet_dataplane::forward::Settings {
                 firewall,
                 dhcp_dns,
@@ -189,7 +194,7 @@ mod tests {
     fn packets_on_the_embedded_dataplane() {
         let s = parse(
             "[dataplane]\naddress = \"embedded\"\npackets = true\nfirewall_mode = \"monitor\"\n\
-             underlay_interface = \"ul0\"\ndhcp_dns = [\"192.0.2.53\"]\npoll_spin_us = 0",
+             underlay_interface = \"ul0\"\ndhcp_dns = [\"192.0.2.53\"]\npoll_spin_us = 0\nbusy_poll = true",
         )
         .unwrap();
         let DataplaneTarget::Embedded {
@@ -201,6 +206,7 @@ mod tests {
         assert_eq!(p.settings.firewall, Mode::Monitor);
         assert_eq!(p.underlay_interface.as_deref(), Some("ul0"));
         assert_eq!(p.poll_spin, std::time::Duration::ZERO);
+        assert!(p.busy_poll);
         assert_eq!(
             p.settings.dhcp_dns,
             vec!["192.0.2.53".parse::<std::net::Ipv4Addr>().unwrap()]
