@@ -16,6 +16,8 @@ const CHUNK: usize = 256 * 1024;
 /// Socket buffers for floods and sinks: big enough that a burst is not dropped by our own
 /// socket before the path under test is measured (the kernel caps it at rmem_max/wmem_max).
 const UDP_BUFFER: usize = 4 << 20;
+/// How long a sink waits in one receive before it checks the clock.
+const SINK_POLL: Duration = Duration::from_millis(20);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n.max(1))
@@ -189,12 +191,10 @@ pub fn udp_sink(listen: SocketAddr, seconds: f64, announce: bool) -> anyhow::Res
     let end = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
     let mut buf = vec![0u8; 65_536];
     let (mut packets, mut bytes) = (0u64, 0u64);
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+    // Set once, not per datagram: a setsockopt per packet would double the sink's system
+    // calls, and on a flood the sink shares the CPUs with the path it measures.
+    s.set_read_timeout(Some(SINK_POLL))?;
+    while Instant::now() < end {
         match s.recv_from(&mut buf) {
             Ok((n, _)) => {
                 packets += 1;
@@ -210,6 +210,9 @@ pub fn udp_sink(listen: SocketAddr, seconds: f64, announce: bool) -> anyhow::Res
 /// Sends `size`-byte datagrams to `to` as fast as the socket takes them for `seconds`.
 pub fn udp_flood(to: SocketAddr, seconds: f64, size: usize) -> anyhow::Result<Value> {
     let s = udp_socket(any_for(to))?;
+    // Connected, the kernel keeps the route instead of looking it up for every datagram.
+    s.connect(to)
+        .with_context(|| format!("connecting to {to}"))?;
     let payload = vec![0xa5u8; size];
     let start = Instant::now();
     let run = Duration::from_secs_f64(seconds.max(0.0));
@@ -218,7 +221,7 @@ pub fn udp_flood(to: SocketAddr, seconds: f64, size: usize) -> anyhow::Result<Va
     'outer: loop {
         // Reading the clock per datagram would cost more than the send on a fast path.
         for _ in 0..64 {
-            match s.send_to(&payload, to) {
+            match s.send(&payload) {
                 Ok(_) => packets += 1,
                 Err(e) => {
                     errors += 1;
