@@ -82,8 +82,8 @@ pub struct Packets {
 struct Inner {
     state: Arc<Mutex<State>>,
     forwarder: Mutex<Forwarder>,
-    /// Port name -> (position among the VF ports, TAP name).
-    ports: HashMap<String, (usize, String)>,
+    /// Port name -> its slot.
+    ports: HashMap<String, PortSlot>,
     taps: RwLock<HashMap<String, Arc<Tap>>>,
     /// Bumped whenever `taps` changes.
     tap_generation: AtomicU64,
@@ -102,6 +102,18 @@ impl Drop for Inner {
             t.abort();
         }
     }
+}
+
+/// A VF port as the packet path knows it, from start to stop.
+#[derive(Debug)]
+struct PortSlot {
+    /// Position among the VF ports.
+    position: usize,
+    /// Name of its TAP.
+    netdev: String,
+    /// Wire segments whose TAP write failed, not yet counted by the forwarder. Every TAP the
+    /// port opens adds here, so writes that fail after their TAP was closed still count.
+    lost: Arc<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,7 +161,14 @@ impl Packets {
                 .vf_ports
                 .iter()
                 .enumerate()
-                .map(|(i, v)| (v.name.clone(), (i, v.netdev.clone())))
+                .map(|(position, v)| {
+                    let slot = PortSlot {
+                        position,
+                        netdev: v.netdev.clone(),
+                        lost: Arc::default(),
+                    };
+                    (v.name.clone(), slot)
+                })
                 .collect(),
             taps: RwLock::new(HashMap::new()),
             tap_generation: AtomicU64::new(0),
@@ -210,14 +229,8 @@ impl Packets {
         let mut fw = lock(&self.inner.forwarder);
         fw.sync(&st);
         fw.count_underlay_tx_failures(self.inner.tx.take_lost());
-        for (device, tap) in self
-            .inner
-            .taps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let lost = tap.take_lost();
+        for (device, slot) in &self.inner.ports {
+            let lost = slot.lost.swap(0, Ordering::Relaxed);
             if lost > 0 {
                 fw.count_port_drops(device, DropReason::TxFailed, lost);
             }
@@ -373,10 +386,11 @@ impl Inner {
             if open {
                 continue;
             }
-            let Some((position, netdev)) = inner.ports.get(&device).cloned() else {
+            let Some(slot) = inner.ports.get(&device) else {
                 continue;
             };
-            match Tap::open(&netdev, inner.tap_mtu, inner.tap_offload) {
+            let (position, netdev) = (slot.position, &slot.netdev);
+            match Tap::open(netdev, inner.tap_mtu, inner.tap_offload, slot.lost.clone()) {
                 Ok(tap) => {
                     let tap = Arc::new(tap);
                     let att = Attachment {
@@ -416,13 +430,8 @@ impl Inner {
             taps.remove(device);
         }
         self.tap_generation.fetch_add(1, Ordering::AcqRel);
+        // Its failed writes, and those still queued for it, stay in the port's counter.
         tracing::warn!(device, tap = tap.name(), %error, "TAP failed; closed to open it anew");
-        // Its failed writes so far, which the next counters read would no longer see (the
-        // forwarder is locked after the TAPs are released, as `counters` takes them).
-        let lost = tap.take_lost();
-        if lost > 0 {
-            lock(&self.forwarder).count_port_drops(device, DropReason::TxFailed, lost);
-        }
         true
     }
 
@@ -512,5 +521,47 @@ async fn ticker(inner: Weak<Inner>) {
         if expired > 0 {
             tracing::debug!(expired, "flows expired");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::packet::offload::GSO_TCPV4;
+
+    /// Needs root (a TAP device), as the packet tests do.
+    #[test]
+    fn writes_that_fail_after_their_tap_closed_still_count() {
+        let lost = Arc::new(AtomicU64::new(0));
+        let tap = Arc::new(Tap::open("fnt-lost0", 1500, false, lost.clone()).unwrap());
+        let handoff = tap_handoff(Duration::ZERO).unwrap();
+        // A TAP without offload refuses super-segments: every one of these writes fails.
+        let hdr = VnetHdr {
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1000,
+            ..VnetHdr::default()
+        };
+        let mut burst: Vec<TapFrame> = (0..4)
+            .map(|_| TapFrame {
+                tap: tap.clone(),
+                hdr,
+                frame: vec![0; 3054],
+            })
+            .collect();
+        assert_eq!(handoff.send(&mut burst), 0, "queued for the sender thread");
+        // What `close_tap` does: the packet path lets go of the TAP; queued frames still hold it.
+        drop(tap);
+        let want = 4 * segments_in(&hdr, 3054);
+        assert_eq!(want, 12);
+        for _ in 0..1000 {
+            if lost.load(Ordering::Relaxed) == want {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(lost.load(Ordering::Relaxed), want);
     }
 }

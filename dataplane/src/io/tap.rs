@@ -7,6 +7,7 @@
 //! frame, and reads may be TCP super-segments (`crate::packet::offload` handles both).
 
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -25,8 +26,9 @@ pub struct Tap {
     /// Super-segments read and merged ones written.
     offload_reads: AtomicU64,
     offload_writes: AtomicU64,
-    /// Wire segments a write failed for, not yet counted by the forwarder.
-    lost: AtomicU64,
+    /// Wire segments a write failed for, not yet counted by the forwarder: its port's
+    /// counter, which outlives the TAP (a sender thread may still hold a write for it).
+    lost: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -50,8 +52,8 @@ pub struct TapRead {
 
 impl Tap {
     /// Creates TAP `name` (up, with MTU `mtu`), with virtio-net headers and TCP offload if
-    /// `offload`. Non-blocking: the packet loop polls it.
-    pub fn open(name: &str, mtu: u16, offload: bool) -> io::Result<Self> {
+    /// `offload`; failed writes add to `lost`. Non-blocking: the packet loop polls it.
+    pub fn open(name: &str, mtu: u16, offload: bool, lost: Arc<AtomicU64>) -> io::Result<Self> {
         let device = DeviceBuilder::new()
             .name(name)
             .layer(Layer::L2)
@@ -67,7 +69,7 @@ impl Tap {
             offload,
             offload_reads: AtomicU64::new(0),
             offload_writes: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
+            lost,
         })
     }
 
@@ -92,11 +94,6 @@ impl Tap {
     /// Notes `n` wire segments whose write failed.
     pub fn add_lost(&self, n: u64) {
         self.lost.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Wire segments whose write failed since the last call.
-    pub fn take_lost(&self) -> u64 {
-        self.lost.swap(0, Ordering::Relaxed)
     }
 
     /// Whether reads and writes carry virtio-net headers.
